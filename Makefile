@@ -1,0 +1,34 @@
+# Two entry points: `make demo` (the shipped training case) and `make test`.
+# Both create .venv from a Python >= 3.12 found on PATH or in pyenv.
+VENV    := .venv
+PY      := $(VENV)/bin/python
+STAMP   := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: demo test test-all bench venv clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@python=$$(scripts/find-python.sh) || exit 1; \
+	  echo "using $$python"; \
+	  [ -x $(PY) ] || "$$python" -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[fem,test]'
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/multiscale run cases/cu_emt/train.toml
+
+test: $(STAMP)
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+test-all: $(STAMP)
+	$(PY) -m pytest -q -m "" $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(PY) -m pip install -q -e '.[bench]'
+	$(PY) bench/energy_forces.py
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

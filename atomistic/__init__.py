@@ -1,0 +1,21 @@
+"""atomistic: a neural-network potential energy surface (NN-PES) library on PyTorch.
+
+Stands alone (no DOLFINx, no MPI). Units are ASE's: eV, Å, amu; fs for times at the API.
+
+    from atomistic import load_potential, NNPCalculator
+    atoms.calc = NNPCalculator(load_potential("cases/models/cu_bp.safetensors"), device="cpu")
+"""
+
+__version__ = "0.1.0"
+
+from .calculator import NNPCalculator  # noqa: E402
+from .descriptors import DescriptorSettings  # noqa: E402
+from .ensemble import Ensemble  # noqa: E402
+from .io import ModelFileError, load_potential, read_header, save_potential  # noqa: E402
+from .models import BPPotential, NetworkSettings  # noqa: E402
+from .structure import UnknownSpeciesError  # noqa: E402
+
+__all__ = [
+    "BPPotential", "DescriptorSettings", "Ensemble", "ModelFileError", "NNPCalculator",
+    "NetworkSettings", "UnknownSpeciesError", "load_potential", "read_header", "save_potential",
+]

@@ -1,0 +1,84 @@
+"""Committees of NN-PES models: mean prediction and disagreement (DESIGN §2).
+
+energy_spread       standard deviation of the members' total energies, eV
+force_disagreement  d = max_i max_{a<b} |F_i^a - F_i^b|, eV/Å (largest pairwise difference
+                    between member force vectors on any atom)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .forces import Prediction, predict
+from .models import BPPotential
+from .neighbors import Neighbors
+from .structure import Structures
+
+
+class Ensemble(nn.Module):
+    """M models with the same species and cutoffs; predictions are member means."""
+
+    def __init__(self, members: list[BPPotential]):
+        super().__init__()
+        if not members:
+            raise ValueError("an ensemble needs at least one member")
+        first = members[0]
+        for m in members[1:]:
+            if m.species != first.species or m.cutoff != first.cutoff or m.angular_cutoff != first.angular_cutoff:
+                raise ValueError("ensemble members must share species, cutoff and angular cutoff")
+        self.members = nn.ModuleList(members)
+
+    species = property(lambda self: self.members[0].species)
+    cutoff = property(lambda self: self.members[0].cutoff)
+    angular_cutoff = property(lambda self: self.members[0].angular_cutoff)
+    dtype = property(lambda self: self.members[0].dtype)
+
+    def __len__(self) -> int:
+        return len(self.members)
+
+    def atomic_energies(self, positions, cell_per_atom, species, neighbors, centres=slice(None)):
+        """Mean per-atom energy of the members, eV: the ensemble is itself an energy model."""
+        e = [m.atomic_energies(positions, cell_per_atom, species, neighbors, centres) for m in self.members]
+        return torch.stack(e).mean(0)
+
+
+@dataclass
+class EnsemblePrediction(Prediction):
+    """Member means plus the committee's disagreement (see module docstring)."""
+
+    energy_spread: torch.Tensor | None = None  # (n_structures,) eV
+    force_disagreement: torch.Tensor | None = None  # (n_structures,) eV/Å
+    member_energy: torch.Tensor | None = None  # (M, n_structures) eV
+    member_forces: torch.Tensor | None = None  # (M, n_atoms, 3) eV/Å
+
+
+def pairwise_force_disagreement(member_forces: torch.Tensor, batch: torch.Tensor, n_structures: int) -> torch.Tensor:
+    """d per structure from member forces (M, n_atoms, 3), eV/Å."""
+    m = member_forces.shape[0]
+    a, b = torch.triu_indices(m, m, offset=1, device=member_forces.device)
+    if len(a) == 0:
+        return member_forces.new_zeros(n_structures)
+    diff = torch.linalg.vector_norm(member_forces[a] - member_forces[b], dim=-1).amax(0)  # (n_atoms,)
+    out = member_forces.new_zeros(n_structures)
+    return out.scatter_reduce(0, batch, diff, reduce="amax", include_self=True)
+
+
+def predict_ensemble(ensemble: Ensemble, structures: Structures, neighbors: Neighbors, *,
+                     stress: bool = False, chunk_size: int | None = None) -> EnsemblePrediction:
+    """Per-member energies, forces (and stress) and their mean and disagreement."""
+    preds = [predict(m, structures, neighbors, stress=stress, chunk_size=chunk_size) for m in ensemble.members]
+    energies = torch.stack([p.energy for p in preds])
+    forces = torch.stack([p.forces for p in preds])
+    return EnsemblePrediction(
+        energy=energies.mean(0),
+        energies=torch.stack([p.energies for p in preds]).mean(0),
+        forces=forces.mean(0),
+        stress=torch.stack([p.stress for p in preds]).mean(0) if stress else None,
+        energy_spread=energies.std(0, unbiased=False),
+        force_disagreement=pairwise_force_disagreement(forces, structures.batch, structures.n_structures),
+        member_energy=energies,
+        member_forces=forces,
+    )

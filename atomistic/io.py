@@ -1,0 +1,142 @@
+"""Model files: safetensors weights plus a JSON header, never a pickle.
+
+One ``.safetensors`` file holds every member of an ensemble (tensor names ``member{k}.{param}``)
+and, in the safetensors metadata under ``"multiscale"``, a JSON header::
+
+    format, format_version, kind, species, cutoff, angular_cutoff, descriptor, network,
+    n_members, units, dataset_hash, code_version, provenance
+
+safetensors parses only a JSON header and raw arrays: loading executes nothing. Files that are
+not safetensors (a torch.save pickle or zip, anything else) are refused with a clear message.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+
+from . import __version__
+from .descriptors import DescriptorSettings
+from .ensemble import Ensemble
+from .models import BPPotential, NetworkSettings
+from .units import UNITS
+
+FORMAT = "multiscale-nnpes"
+FORMAT_VERSION = 1
+
+
+class ModelFileError(ValueError):
+    """A model file that cannot be loaded safely or does not match this code."""
+
+
+def _members(model: BPPotential | Ensemble) -> list[BPPotential]:
+    return list(model.members) if isinstance(model, Ensemble) else [model]
+
+
+def save_potential(model: BPPotential | Ensemble, path: str | os.PathLike, *, dataset_hash: str = "",
+                   provenance: dict | None = None) -> Path:
+    """Write ``model`` (one potential or an ensemble) to ``path`` atomically (write, then rename)."""
+    path = Path(path)
+    members = _members(model)
+    first = members[0]
+    header = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "kind": "behler_parrinello",
+        "species": first.species,
+        "cutoff": first.cutoff,
+        "angular_cutoff": first.angular_cutoff,
+        **first.settings(),
+        "n_members": len(members),
+        "units": UNITS,
+        "dataset_hash": dataset_hash,
+        "code_version": __version__,
+        "provenance": provenance or {},
+    }
+    tensors = {}
+    for k, m in enumerate(members):
+        for name, t in m.state_dict().items():
+            tensors[f"member{k}.{name}"] = t.detach().to("cpu", torch.float64).contiguous()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    save_file(tensors, str(tmp), metadata={"multiscale": json.dumps(header)})
+    os.replace(tmp, path)
+    return path
+
+
+def read_header(path: str | os.PathLike) -> dict:
+    """The JSON header of a model file (validated), without loading weights."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileError(f"{path}: no such model file")
+    with open(path, "rb") as f:
+        head = f.read(16)
+    if head[:1] == b"\x80" or head[:4] == b"PK\x03\x04":
+        raise ModelFileError(
+            f"{path}: this is a pickled (torch.save) file; multiscale refuses to unpickle model files "
+            "because unpickling can run arbitrary code. Use a .safetensors model written by save_potential."
+        )
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise ModelFileError(f"{path}: not a safetensors model file ({exc})") from None
+    if "multiscale" not in meta:
+        raise ModelFileError(f"{path}: safetensors file without a multiscale header")
+    try:
+        header = json.loads(meta["multiscale"])
+    except json.JSONDecodeError as exc:
+        raise ModelFileError(f"{path}: the header is not valid JSON ({exc})") from None
+    if header.get("format") != FORMAT:
+        raise ModelFileError(f"{path}: format {header.get('format')!r}, expected {FORMAT!r}")
+    if header.get("format_version") != FORMAT_VERSION:
+        raise ModelFileError(
+            f"{path}: format_version {header.get('format_version')!r} is not supported "
+            f"(this code reads version {FORMAT_VERSION})"
+        )
+    if header.get("kind") != "behler_parrinello":
+        raise ModelFileError(f"{path}: model kind {header.get('kind')!r} is not known")
+    species = header.get("species")
+    if not isinstance(species, list) or not species or not all(_is_element(s) for s in species):
+        raise ModelFileError(f"{path}: species {species!r} is not a list of chemical elements")
+    return header
+
+
+def _is_element(symbol) -> bool:
+    from ase.data import atomic_numbers
+
+    return isinstance(symbol, str) and symbol in atomic_numbers and symbol != "X"
+
+
+def load_potential(path: str | os.PathLike, *, device: str | torch.device = "cpu",
+                   dtype: torch.dtype = torch.float64) -> BPPotential | Ensemble:
+    """Load a model file; returns a :class:`BPPotential` or, for several members, an :class:`Ensemble`."""
+    header = read_header(path)
+    try:
+        d = dict(header["descriptor"])
+        d["angular_terms"] = tuple(tuple(t) for t in d["angular_terms"])
+        descriptor = DescriptorSettings(**d)
+        n = dict(header["network"])
+        network = NetworkSettings(hidden=tuple(n["hidden"]), activation=n["activation"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelFileError(f"{path}: bad descriptor/network settings in header ({exc})") from None
+    members = []
+    with safe_open(str(path), framework="pt") as f:
+        keys = set(f.keys())
+        for k in range(int(header["n_members"])):
+            model = BPPotential(header["species"], descriptor, network)
+            prefix = f"member{k}."
+            state = {name[len(prefix):]: f.get_tensor(name) for name in keys if name.startswith(prefix)}
+            try:
+                model.load_state_dict(state, strict=True)
+            except RuntimeError as exc:
+                raise ModelFileError(f"{path}: weights do not match the header ({exc})") from None
+            members.append(model.to(device=device, dtype=dtype))
+    model = members[0] if len(members) == 1 else Ensemble(members)
+    model.header = header
+    return model.eval()

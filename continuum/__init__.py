@@ -1,0 +1,1 @@
+"""continuum: finite-element bodies on DOLFINx (issue 4). Never imports torch."""

@@ -1,0 +1,1 @@
+"""coupling: the energy-partitioned handshake between atomistic and continuum regions (issue 5)."""
