@@ -87,7 +87,9 @@ def predict(model: EnergyModel, structures: Structures, neighbors: Neighbors, *,
     if forces:
         out.forces = -grads.pop(0)
     if stress:
-        out.stress = grads.pop(0) / structures.volume[:, None, None]
+        volume = structures.volume
+        volume = torch.where(volume > 0, volume, torch.ones_like(volume))  # no stress without a cell
+        out.stress = grads.pop(0) / volume[:, None, None]
     if not create_graph:
         out.energy, out.energies = out.energy.detach(), out.energies.detach()
     return out

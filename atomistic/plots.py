@@ -1,0 +1,52 @@
+"""PNG plots of training results (matplotlib, no display needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def parity(path: Path, energy_ref, energy_pred, force_ref, force_pred, title: str = "") -> Path:
+    """Energy per atom (eV/atom) and force components (eV/Å): prediction vs reference."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.6))
+    for ax, ref, pred, unit, name in ((axes[0], energy_ref, energy_pred, "eV/atom", "energy"),
+                                      (axes[1], force_ref, force_pred, "eV/Å", "force components")):
+        ref, pred = np.asarray(ref).ravel(), np.asarray(pred).ravel()
+        lo, hi = min(ref.min(), pred.min()), max(ref.max(), pred.max())
+        ax.plot([lo, hi], [lo, hi], "k--", lw=0.8)
+        ax.scatter(ref, pred, s=4, alpha=0.5)
+        mae = np.abs(ref - pred).mean()
+        ax.set_xlabel(f"reference {name} ({unit})")
+        ax.set_ylabel(f"NN-PES {name} ({unit})")
+        ax.set_title(f"{name}: MAE {1e3 * mae:.2f} m{unit}")
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def learning_curves(path: Path, histories: Sequence[dict]) -> Path:
+    """Training and validation loss, and validation force MAE, vs epoch for every member."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.2))
+    for k, h in enumerate(histories):
+        c = f"C{k}"
+        axes[0].semilogy(h["epoch"], h["train_loss"], color=c, lw=0.8, label=f"member {k + 1} train")
+        axes[0].semilogy(h["epoch"], h["valid_loss"], color=c, lw=0.8, ls="--", label=f"member {k + 1} valid")
+        axes[1].semilogy(h["epoch"], h["valid_force_mae_meV_per_A"], color=c, lw=0.8, label=f"member {k + 1}")
+    axes[0].set_xlabel("epoch")
+    axes[0].set_ylabel("loss")
+    axes[0].legend(fontsize=7)
+    axes[1].set_xlabel("epoch")
+    axes[1].set_ylabel("validation force MAE (meV/Å)")
+    axes[1].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

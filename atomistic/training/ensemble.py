@@ -1,0 +1,74 @@
+"""Train a committee: one split into train/validation/test, then M members with different seeds
+and different random subsets of the training pool, each with its own checkpoint."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from ..data import Frame
+from ..descriptors import DescriptorSettings
+from ..ensemble import Ensemble
+from ..models import BPPotential, NetworkSettings
+from .trainer import TrainSettings, fit, initialise
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class EnsembleSettings:
+    """``members`` models; each trains on ``subset_fraction`` of the training pool.
+    ``valid_fraction`` and ``test_fraction`` of all frames are held out (shared by all members)."""
+
+    members: int = 4
+    subset_fraction: float = 0.9
+    valid_fraction: float = 0.1
+    test_fraction: float = 0.1
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.members < 1:
+            raise ValueError(f"members must be >= 1, got {self.members}")
+        if not 0 < self.subset_fraction <= 1:
+            raise ValueError(f"subset_fraction must be in (0, 1], got {self.subset_fraction}")
+        if not (0 < self.valid_fraction < 1 and 0 <= self.test_fraction < 1
+                and self.valid_fraction + self.test_fraction < 1):
+            raise ValueError("valid_fraction and test_fraction must be in [0, 1) and sum below 1")
+
+
+def split(n: int, settings: EnsembleSettings) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Indices of the train pool, validation and test sets (a seeded permutation)."""
+    perm = np.random.default_rng(settings.seed).permutation(n)
+    n_test = int(round(settings.test_fraction * n))
+    n_valid = max(1, int(round(settings.valid_fraction * n)))
+    return perm[n_test + n_valid:], perm[n_test:n_test + n_valid], perm[:n_test]
+
+
+def train_ensemble(frames: Sequence[Frame], species: list[str], descriptor: DescriptorSettings,
+                   network: NetworkSettings, training: TrainSettings, settings: EnsembleSettings,
+                   workdir: Path, *, resume: bool = False) -> tuple[Ensemble, list[dict], dict]:
+    """Returns the ensemble, each member's history and the split indices."""
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    train_idx, valid_idx, test_idx = split(len(frames), settings)
+    valid = [frames[i] for i in valid_idx]
+    members, histories = [], []
+    for k in range(settings.members):
+        rng = np.random.default_rng(settings.seed * 1000 + k + 1)
+        n_sub = max(1, int(round(settings.subset_fraction * len(train_idx))))
+        subset = [frames[i] for i in np.sort(rng.choice(train_idx, n_sub, replace=False))]
+        torch.manual_seed(settings.seed * 1000 + k)
+        model = BPPotential(species, descriptor, network)
+        initialise(model, subset)
+        label = f"member {k + 1}/{settings.members}"
+        history = fit(model, subset, valid, training, workdir / f"member{k}.ckpt",
+                      seed=settings.seed * 1000 + k, resume=resume, label=label)
+        members.append(model.to(torch.float64).eval())
+        histories.append(history)
+    indices = {"train": train_idx.tolist(), "valid": valid_idx.tolist(), "test": test_idx.tolist()}
+    return Ensemble(members), histories, indices

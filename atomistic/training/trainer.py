@@ -1,0 +1,189 @@
+"""Fit one model: standardisation and offsets from data, Adam with a plateau schedule, early
+stopping on the validation loss, an atomic checkpoint every epoch, resume."""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from ..data import Frame
+from ..forces import predict
+from ..models import BPPotential
+from .batch import Batch, collate
+from .loss import Errors, LossWeights, loss
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """Optimisation settings. ``lr`` is Adam's initial learning rate; on a validation plateau of
+    ``lr_patience`` epochs it is multiplied by ``lr_factor`` down to ``min_lr``. Training stops
+    after ``max_epochs`` or ``patience`` epochs without improvement (early stopping)."""
+
+    max_epochs: int = 200
+    batch_size: int = 16
+    lr: float = 3e-3
+    lr_factor: float = 0.5
+    lr_patience: int = 15
+    min_lr: float = 1e-5
+    patience: int = 50
+    weights: LossWeights = field(default_factory=LossWeights)
+    dtype: str = "float64"  # "float32" or "float64"
+    device: str = "cpu"
+    progress: bool = True
+
+    def __post_init__(self):
+        for name in ("max_epochs", "batch_size", "lr_patience", "patience"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
+        if not self.lr > 0 or not 0 < self.lr_factor < 1 or self.min_lr < 0:
+            raise ValueError("lr must be positive, lr_factor in (0, 1), min_lr >= 0")
+        if self.dtype not in ("float32", "float64"):
+            raise ValueError(f"dtype must be 'float32' or 'float64', got {self.dtype!r}")
+
+    @property
+    def torch_dtype(self) -> torch.dtype:
+        return getattr(torch, self.dtype)
+
+
+def initialise(model: BPPotential, frames: Sequence[Frame]) -> None:
+    """Set the standardisation (per-element descriptor mean/std), the offsets ``e0`` by least
+    squares on the energies, and the output scale (per-atom RMS of the residual energy), eV."""
+    counts = np.zeros((len(frames), len(model.species)))
+    energies = np.array([f.energy for f in frames])
+    for k, f in enumerate(frames):
+        counts[k] = np.bincount(f.species.numpy(), minlength=len(model.species))
+    e0, *_ = np.linalg.lstsq(counts, energies, rcond=None)
+    residual = (energies - counts @ e0) / counts.sum(1)
+    feats = [[] for _ in model.species]
+    with torch.no_grad():
+        for start in range(0, len(frames), 32):
+            b = collate(frames[start : start + 32], model.cutoff, model.angular_cutoff)
+            s = b.structures
+            cell = s.cell[s.batch]
+            g = model.descriptor(
+                _vectors(s.positions, cell, b), b.neighbors.mask, s.species[b.neighbors.index],
+                b.neighbors.n_angular)
+            for k in range(len(model.species)):
+                feats[k].append(g[s.species == k])
+    with torch.no_grad():
+        for k in range(len(model.species)):
+            g = torch.cat(feats[k])
+            if len(g) == 0:
+                raise ValueError(f"no atoms of {model.species[k]} in the training data")
+            model.feature_mean[k] = g.mean(0)
+            model.feature_std[k] = g.std(0).clamp_min(1e-6) if len(g) > 1 else 1.0
+        model.e0.copy_(torch.as_tensor(e0))
+        model.energy_scale.fill_(max(float(np.sqrt(np.mean(residual**2))), 1e-3))
+
+
+def _vectors(positions, cell, batch: Batch):
+    from ..models import neighbor_vectors
+
+    return neighbor_vectors(positions, cell, batch.neighbors)
+
+
+def _batches(frames: Sequence[Frame], size: int, model: BPPotential, settings: TrainSettings,
+             order: Sequence[int] | None = None) -> list[Batch]:
+    order = range(len(frames)) if order is None else order
+    idx = list(order)
+    return [collate([frames[i] for i in idx[k : k + size]], model.cutoff, model.angular_cutoff,
+                    settings.device, settings.torch_dtype) for k in range(0, len(idx), size)]
+
+
+def evaluate(model: BPPotential, batches: Sequence[Batch], weights: LossWeights) -> tuple[float, dict]:
+    """Mean loss and error summary over ``batches`` (no parameter gradients)."""
+    errors, total, n = Errors(), 0.0, 0
+    for b in batches:
+        p = predict(model, b.structures, b.neighbors, stress=weights.stress > 0)
+        total += float(loss(p, b, weights)) * b.structures.n_structures
+        n += b.structures.n_structures
+        errors.add(p, b)
+    return total / max(n, 1), errors.summary()
+
+
+def _save_checkpoint(path: Path, state: dict) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(state, tmp)
+    with open(tmp, "rb") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def fit(model: BPPotential, train: Sequence[Frame], valid: Sequence[Frame], settings: TrainSettings,
+        checkpoint: Path | None = None, *, seed: int = 0, resume: bool = False,
+        label: str = "model") -> dict:
+    """Train ``model`` in place; returns the history. The best-validation weights are kept.
+
+    With ``checkpoint`` the full state (weights, optimiser, schedule, history, RNG) is written
+    atomically after every epoch; ``resume`` continues from it.
+    """
+    torch.manual_seed(seed)
+    model.to(device=settings.device, dtype=settings.torch_dtype)
+    opt = torch.optim.Adam(model.parameters(), lr=settings.lr)
+    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
+        opt, factor=settings.lr_factor, patience=settings.lr_patience, min_lr=settings.min_lr)
+    history: dict[str, list] = {"epoch": [], "train_loss": [], "valid_loss": [], "lr": [],
+                                "valid_energy_mae_meV_per_atom": [], "valid_force_mae_meV_per_A": []}
+    best = {"loss": math.inf, "epoch": -1, "state": copy.deepcopy(model.state_dict())}
+    epoch0 = 0
+    rng = np.random.default_rng(seed)
+    state = None
+    if resume and checkpoint is not None and checkpoint.exists():
+        state = torch.load(checkpoint, weights_only=True)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        history, best, epoch0 = state["history"], state["best"], state["epoch"] + 1
+        rng.bit_generator.state = state["rng"]
+        torch.set_rng_state(state["torch_rng"])
+        log.info("%s: resumed from %s at epoch %d", label, checkpoint, epoch0)
+    valid_batches = _batches(valid, 64, model, settings)
+    finished = state is not None and bool(state.get("done", False))
+    epochs = range(epoch0, epoch0 if finished else settings.max_epochs)
+    bar = tqdm(epochs, desc=label, disable=not settings.progress, leave=False, unit="epoch")
+    for epoch in bar:
+        model.train()
+        total, n = 0.0, 0
+        for b in _batches(train, settings.batch_size, model, settings, rng.permutation(len(train))):
+            opt.zero_grad(set_to_none=True)
+            p = predict(model, b.structures, b.neighbors, stress=settings.weights.stress > 0, create_graph=True)
+            value = loss(p, b, settings.weights)
+            value.backward()
+            opt.step()
+            total += float(value.detach()) * b.structures.n_structures
+            n += b.structures.n_structures
+        model.eval()
+        v_loss, v_err = evaluate(model, valid_batches, settings.weights)
+        sched.step(v_loss)
+        lr = opt.param_groups[0]["lr"]
+        for key, val in (("epoch", epoch), ("train_loss", total / n), ("valid_loss", v_loss), ("lr", lr),
+                         ("valid_energy_mae_meV_per_atom", v_err["energy_mae_meV_per_atom"]),
+                         ("valid_force_mae_meV_per_A", v_err["force_mae_meV_per_A"])):
+            history[key].append(val)
+        if v_loss < best["loss"]:
+            best = {"loss": v_loss, "epoch": epoch, "state": copy.deepcopy(model.state_dict())}
+        bar.set_postfix(E=f"{v_err['energy_mae_meV_per_atom']:.2f}meV/at",
+                        F=f"{v_err['force_mae_meV_per_A']:.0f}meV/A", lr=f"{lr:.1e}")
+        done = epoch - best["epoch"] >= settings.patience  # early stop
+        if checkpoint is not None:
+            _save_checkpoint(checkpoint, {
+                "model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                "history": history, "best": best, "epoch": epoch, "rng": rng.bit_generator.state,
+                "torch_rng": torch.get_rng_state(), "done": done})
+        if done:
+            log.info("%s: early stop at epoch %d (best %d)", label, epoch, best["epoch"])
+            break
+    model.load_state_dict(best["state"])
+    log.info("%s: best validation loss %.3e at epoch %d", label, best["loss"], best["epoch"])
+    return history

@@ -1,0 +1,26 @@
+"""Public entry points: load a case file and run it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .case_file import load_case
+from .config import TrainCase
+
+__all__ = ["load_case", "run_case"]
+
+
+def run_case(path: str | Path, *, resume: bool = False, output: str | Path | None = None,
+             progress: bool = True) -> dict:
+    """Validate and run the case file at ``path``; returns the run's report (a dict).
+
+    Outputs go to ``output``, else the case's ``[output] dir``, else ``runs/<name>``.
+    """
+    path = Path(path)
+    case = load_case(path)
+    out = Path(output or case.output.dir or Path("runs") / case.name)
+    if isinstance(case, TrainCase):
+        from .train_job import run_train
+
+        return run_train(case, path.parent, out, resume=resume, progress=progress)
+    raise NotImplementedError(type(case).__name__)  # unreachable: load_case knows every kind

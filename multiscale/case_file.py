@@ -1,0 +1,27 @@
+"""Read a TOML case file into its typed configuration, validating everything up front."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+from .config import CASE_KINDS
+from .schema import CaseError, build
+
+
+def load_case(path: str | Path):
+    """Parse and validate ``path``; returns the case's config object (e.g. :class:`TrainCase`)."""
+    path = Path(path)
+    if not path.is_file():
+        raise CaseError(f"{path}: case file not found")
+    try:
+        table = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise CaseError(f"{path}: not valid TOML ({exc})") from None
+    kind = table.get("kind")
+    if kind not in CASE_KINDS:
+        raise CaseError(f"{path}: kind: expected one of {sorted(CASE_KINDS)}, got {kind!r}")
+    try:
+        return build(CASE_KINDS[kind], table)
+    except CaseError as exc:
+        raise CaseError(f"{path}: {exc}") from None

@@ -1,0 +1,46 @@
+"""``multiscale run CASE.toml``: a thin layer over :func:`multiscale.api.run_case`.
+
+Exit codes: 0 done, 2 bad input (case file, dataset, model file), 1 anything else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="multiscale", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run a case file")
+    run.add_argument("case", help="path to a TOML case file")
+    run.add_argument("--resume", action="store_true", help="continue from the checkpoints of an earlier run")
+    run.add_argument("--output", help="output folder (overrides [output] dir)")
+    run.add_argument("-q", "--quiet", action="store_true", help="warnings only, no progress bars")
+    check = sub.add_parser("check", help="validate a case file without running it")
+    check.add_argument("case")
+    args = parser.parse_args(argv)
+
+    logging.basicConfig(level=logging.WARNING if getattr(args, "quiet", False) else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    from . import api
+    from .errors import INPUT_ERRORS
+
+    try:
+        if args.command == "check":
+            api.load_case(args.case)
+            print(f"{args.case}: ok")
+            return 0
+        api.run_case(args.case, resume=args.resume, output=args.output, progress=not args.quiet)
+    except INPUT_ERRORS as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; rerun with --resume to continue from the last checkpoint", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

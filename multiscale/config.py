@@ -1,0 +1,87 @@
+"""Case-file configuration: one frozen dataclass per TOML table (1:1).
+
+Atomistic settings map straight onto the library's own setting classes
+(:class:`~atomistic.DescriptorSettings`, :class:`~atomistic.NetworkSettings`, ...), so the
+schema and the code cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from atomistic.descriptors import DescriptorSettings
+from atomistic.models import NetworkSettings
+from atomistic.recipes import RECIPES
+from atomistic.training.ensemble import EnsembleSettings
+from atomistic.training.trainer import TrainSettings
+
+
+@dataclass(frozen=True)
+class DatasetConfig:
+    """Where labelled frames come from: a named ``recipe`` or an extxyz/ASE-db ``path``
+    (relative to the case file). ``size`` scales a recipe's frame counts."""
+
+    recipe: str | None = None
+    path: str | None = None
+    size: float = 1.0
+    seed: int = 0
+
+    def __post_init__(self):
+        if (self.recipe is None) == (self.path is None):
+            raise ValueError("give exactly one of 'recipe' or 'path'")
+        if self.recipe is not None and self.recipe not in RECIPES:
+            raise ValueError(f"recipe {self.recipe!r} is not known (known: {', '.join(sorted(RECIPES))})")
+        if not self.size > 0:
+            raise ValueError(f"size must be positive, got {self.size}")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Species and the Behler–Parrinello architecture."""
+
+    species: tuple[str, ...]
+    descriptor: DescriptorSettings = field(default_factory=DescriptorSettings)
+    network: NetworkSettings = field(default_factory=NetworkSettings)
+
+    def __post_init__(self):
+        from ase.data import atomic_numbers
+
+        bad = [s for s in self.species if s not in atomic_numbers or s == "X"]
+        if bad or not self.species:
+            raise ValueError(f"species must be chemical symbols, got {list(self.species)}")
+
+
+@dataclass(frozen=True)
+class ValidationConfig:
+    """Compare the trained model with a reference calculator on fcc crystal properties."""
+
+    reference: Literal["emt", "none"] = "emt"
+    element: str = "Cu"
+    lattice_guess: float = 3.6  # Å
+
+
+@dataclass(frozen=True)
+class OutputConfig:
+    """``dir``: output folder, relative to the working directory (default runs/<name>)."""
+
+    dir: str | None = None
+    model_name: str = "model.safetensors"
+
+
+@dataclass(frozen=True)
+class TrainCase:
+    """kind = "train": build or read a dataset, train an ensemble, report errors and validation."""
+
+    kind: Literal["train"]
+    name: str
+    model: ModelConfig
+    dataset: DatasetConfig
+    training: TrainSettings = field(default_factory=TrainSettings)
+    ensemble: EnsembleSettings = field(default_factory=EnsembleSettings)
+    validation: ValidationConfig = field(default_factory=ValidationConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+    threads: int = 0  # torch CPU threads; 0 = torch's default
+
+
+CASE_KINDS = {"train": TrainCase}

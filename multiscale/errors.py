@@ -1,0 +1,9 @@
+"""The errors that mean "bad input": the CLI reports them in one line and exits with code 2."""
+
+from atomistic.data import DatasetError
+from atomistic.io import ModelFileError
+from atomistic.structure import UnknownSpeciesError
+
+from .schema import CaseError
+
+INPUT_ERRORS = (CaseError, DatasetError, ModelFileError, UnknownSpeciesError)

@@ -1,0 +1,39 @@
+"""DESIGN V1-V3 and the body mask on untrained models (one and two elements) and the shipped model."""
+
+import pytest
+import torch
+
+from atomistic import BPPotential, DescriptorSettings, NetworkSettings, load_potential
+from atomistic.testing import ModelChecks
+
+from .conftest import SHIPPED_MODEL
+
+
+def _untrained(species, seed=0, **descriptor):
+    torch.manual_seed(seed)
+    model = BPPotential(species, DescriptorSettings(**descriptor), NetworkSettings(hidden=(16, 16)))
+    with torch.no_grad():  # give the offsets and scale non-trivial values
+        model.e0.copy_(torch.linspace(-3.0, -1.0, len(species), dtype=torch.float64))
+        model.energy_scale.fill_(0.7)
+    return model.eval()
+
+
+class TestUntrainedCu(ModelChecks):
+    def make_model(self):
+        return _untrained(["Cu"], cutoff=5.0, angular_cutoff=4.0)
+
+
+class TestUntrainedCuAgCosine(ModelChecks):
+    """Two elements (element-resolved pairs) and Behler's cosine cutoff, all angular orders."""
+
+    def make_model(self):
+        return _untrained(["Cu", "Ag"], seed=1, cutoff=4.5, angular_cutoff=4.5, cutoff_function="cosine",
+                          angular_terms=((1, 1), (1, -1), (2, -1), (3, 1), (4, -1), (6, 1)))
+
+
+@pytest.mark.skipif(not SHIPPED_MODEL.exists(), reason="shipped model not present")
+class TestShippedModel(ModelChecks):
+    lattice_constant = 3.59
+
+    def make_model(self):
+        return load_potential(SHIPPED_MODEL)
