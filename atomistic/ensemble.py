@@ -67,7 +67,7 @@ def pairwise_force_disagreement(member_forces: torch.Tensor, batch: torch.Tensor
 
 
 def predict_ensemble(ensemble: Ensemble, structures: Structures, neighbors: Neighbors, *,
-                     stress: bool = False, chunk_size: int | None = None) -> EnsemblePrediction:
+                     stress: bool = False, chunk_size: int | str | None = "auto") -> EnsemblePrediction:
     """Per-member energies, forces (and stress) and their mean and disagreement."""
     preds = [predict(m, structures, neighbors, stress=stress, chunk_size=chunk_size) for m in ensemble.members]
     energies = torch.stack([p.energy for p in preds])

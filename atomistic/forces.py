@@ -46,14 +46,22 @@ def _cell_per_atom(structures: Structures, cell: torch.Tensor) -> torch.Tensor:
     return cell[0] if structures.n_structures == 1 else cell[structures.batch]
 
 
+#: centre atoms per block in chunked evaluation: small blocks stay in a CPU's caches (2x faster
+#: at 16k atoms on 2 cores); on a GPU blocks only bound the memory (about 10 kB per atom)
+AUTO_CHUNK = {"cpu": 2048, "cuda": 65536}
+
+
 def predict(model: EnergyModel, structures: Structures, neighbors: Neighbors, *, forces: bool = True,
-            stress: bool = False, create_graph: bool = False, chunk_size: int | None = None) -> Prediction:
+            stress: bool = False, create_graph: bool = False, chunk_size: int | str | None = "auto") -> Prediction:
     """Energy and, by autograd, forces and stress of every structure.
 
     ``create_graph`` keeps the graph for training on forces/stress (double backward).
-    ``chunk_size`` evaluates centre atoms in blocks, each followed by its own backward pass,
-    so memory stays bounded for very large systems (not with ``create_graph``).
+    ``chunk_size`` evaluates centre atoms in blocks, each followed by its own backward pass, so
+    memory stays bounded and CPU caches stay warm; "auto" picks :data:`AUTO_CHUNK` by device,
+    None evaluates everything at once. Chunking never applies with ``create_graph``.
     """
+    if chunk_size == "auto":
+        chunk_size = None if create_graph else AUTO_CHUNK.get(structures.positions.device.type)
     if chunk_size is not None and create_graph:
         raise ValueError("chunk_size cannot be combined with create_graph")
     n = len(structures.positions)

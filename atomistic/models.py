@@ -121,4 +121,5 @@ def neighbor_vectors(positions: torch.Tensor, cell: torch.Tensor, neighbors: Nei
         offset = shift @ cell
     else:
         offset = torch.einsum("nmk,nkl->nml", shift, cell[centres])
-    return positions[idx] - positions[centres, None, :] + offset
+    neighbours = torch.index_select(positions, 0, idx.reshape(-1)).reshape(*idx.shape, 3)
+    return neighbours - positions[centres, None, :] + offset

@@ -2,7 +2,7 @@
 
 vesin finds the pairs (periodic, triclinic, cutoffs beyond half the cell included). We then
 drop edges between different bodies (masking, DESIGN §5) and pack the rest into a padded
-``(n_atoms, max_neighbours)`` table sorted by distance, so descriptors are dense batched
+``(n_atoms, max_neighbours)`` table, angular neighbours first in each row, so descriptors are dense batched
 tensor operations with no Python loop over atoms and no atomics.
 
 Only the integer pair table is stored: distance vectors are recomputed from the positions and
@@ -92,20 +92,20 @@ def build_neighbors(
 def pad_edges(
     i, j, shift, dist, n_atoms: int, cutoff: float, angular_cutoff: float, dtype=torch.float64
 ) -> Neighbors:
-    """Pack a flat edge list into the padded table, rows sorted by distance."""
+    """Pack a flat edge list into the padded table; in each row the neighbours within the
+    angular cutoff come first (one integer sort, no sort by distance)."""
     device = i.device
-    order = torch.argsort(dist, stable=True)
-    order = order[torch.argsort(i[order], stable=True)]
-    i, j, shift, dist = i[order], j[order], shift[order], dist[order]
+    order = torch.argsort(2 * i + (dist >= angular_cutoff))
+    i, j, shift = i[order], j[order], shift[order]
     counts = torch.bincount(i, minlength=n_atoms)
     first = torch.cumsum(counts, 0) - counts
     col = torch.arange(len(i), device=device) - first[i]
     n_max = int(counts.max()) if len(i) else 0
-    n_ang = int(torch.bincount(i[dist < angular_cutoff], minlength=n_atoms).max()) if len(i) else 0
+    n_ang = int(torch.bincount(i[dist[order] < angular_cutoff], minlength=n_atoms).max()) if len(i) else 0
     index = torch.arange(n_atoms, device=device)[:, None].repeat(1, n_max)
     shifts = torch.zeros(n_atoms, n_max, 3, device=device, dtype=dtype)
     mask = torch.zeros(n_atoms, n_max, dtype=torch.bool, device=device)
     index[i, col] = j
-    shifts[i, col] = shift.to(shifts.dtype)
+    shifts[i, col] = shift.to(dtype)
     mask[i, col] = True
     return Neighbors(index, shifts, mask, n_ang, float(cutoff))

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import torch
 from ase import Atoms
 from ase.build import bulk
 from ase.neighborlist import neighbor_list
@@ -38,15 +39,17 @@ def test_self_images_of_one_atom_cell():
     assert len(ours) == len(neighbor_list("i", atoms, 5.0)) == 42  # 12 + 6 + 24 shells
 
 
-def test_rows_sorted_by_distance_and_angular_columns_complete():
+def test_angular_neighbours_come_first_in_every_row():
     atoms = bulk("Cu", "fcc", a=3.6, cubic=True).repeat(2)
     atoms.rattle(0.1, seed=0)
     s = from_atoms(atoms, ["Cu"])
     n = build_neighbors(s, 5.0, angular_cutoff=3.0)
     vec = s.positions[n.index] - s.positions[:, None] + n.shift @ s.cell[0]
     r = vec.norm(dim=-1).masked_fill(~n.mask, float("inf"))
-    assert bool((r[:, 1:] >= r[:, :-1]).all())
     assert bool((r[:, n.n_angular:] >= 3.0).all())
+    inner = (r < 3.0).sum(1)
+    assert int(inner.max()) == n.n_angular
+    assert bool(((torch.arange(r.shape[1]) < inner[:, None]) == (r < 3.0)).all())  # a prefix of each row
 
 
 def test_body_mask_drops_cross_edges_only():
