@@ -75,8 +75,10 @@ def read_header(path: str | os.PathLike) -> dict:
     if not path.is_file():
         raise ModelFileError(f"{path}: no such model file")
     with open(path, "rb") as f:
-        head = f.read(16)
-    if head[:1] == b"\x80" or head[:4] == b"PK\x03\x04":
+        head = f.read(9)
+    size = path.stat().st_size
+    looks_safetensors = len(head) == 9 and head[8:9] == b"{" and 8 + int.from_bytes(head[:8], "little") <= size
+    if not looks_safetensors and (head[:1] == b"\x80" or head[:4] == b"PK\x03\x04"):
         raise ModelFileError(
             f"{path}: this is a pickled (torch.save) file; multiscale refuses to unpickle model files "
             "because unpickling can run arbitrary code. Use a .safetensors model written by save_potential."
