@@ -197,8 +197,15 @@ def main():
                 results["torchani"] = torchani_stages(atoms, device, dtype)
             except (ImportError, RuntimeError) as exc:  # not installed, or out of memory
                 print(f"# torchani at {len(atoms)} atoms: {type(exc).__name__}: {str(exc)[:120]}")
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
         for key, model in models.items():
-            results[key] = ours_stages(model, atoms, device, dtype, split=len(atoms) <= 131072)
+            try:
+                results[key] = ours_stages(model, atoms, device, dtype, split=len(atoms) <= 131072)
+            except RuntimeError as exc:  # e.g. out of memory: report and go on
+                print(f"# {key} at {len(atoms)} atoms: {type(exc).__name__}: {str(exc)[:160]}")
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
         ref = results.get("torchani", {}).get("total")
         for key, r in results.items():
             rate = len(atoms) / r["total"]
