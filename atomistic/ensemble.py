@@ -36,6 +36,12 @@ class Ensemble(nn.Module):
     angular_cutoff = property(lambda self: self.members[0].angular_cutoff)
     dtype = property(lambda self: self.members[0].dtype)
 
+    def use_compile(self, enabled: bool = True, **options) -> "Ensemble":
+        """Compile every member's energy path (see :meth:`BPPotential.use_compile`)."""
+        for m in self.members:
+            m.use_compile(enabled, **options)
+        return self
+
     def __len__(self) -> int:
         return len(self.members)
 

@@ -81,15 +81,6 @@ class BPPotential(nn.Module):
     def settings(self) -> dict:
         return {"descriptor": asdict(self.descriptor_settings), "network": asdict(self.network_settings)}
 
-    def features(self, positions: torch.Tensor, cell_per_atom: torch.Tensor, species: torch.Tensor,
-                 neighbors: Neighbors, centres: slice = slice(None)) -> torch.Tensor:
-        """Standardised descriptors of the centre atoms ``centres`` (n_centres, n_features)."""
-        vectors = neighbor_vectors(positions, cell_per_atom, neighbors, centres)
-        g = self.descriptor(vectors, neighbors.mask[centres], species[neighbors.index[centres]],
-                            neighbors.n_angular)
-        sp = species[centres]
-        return (g - self.feature_mean[sp]) / self.feature_std[sp]
-
     def atomic_energies(self, positions: torch.Tensor, cell_per_atom: torch.Tensor, species: torch.Tensor,
                         neighbors: Neighbors, centres: slice = slice(None)) -> torch.Tensor:
         """Energy of each centre atom, eV, (n_centres,).
@@ -97,29 +88,44 @@ class BPPotential(nn.Module):
         positions (n_atoms, 3) Å; cell_per_atom (n_atoms, 3, 3) Å (or (3, 3) for one structure);
         species (n_atoms,) index into ``self.species``; neighbours from :func:`build_neighbors`.
         """
-        x = self.features(positions, cell_per_atom, species, neighbors, centres)
-        sp = species[centres]
+        cell = cell_per_atom if cell_per_atom.dim() == 2 else cell_per_atom[centres]
+        energies = self._compiled or self.row_energies
+        return energies(positions, positions[centres], cell, species, species[centres], neighbors.index[centres],
+                        neighbors.shift[centres], neighbors.mask[centres], neighbors.n_angular)
+
+    def row_energies(self, positions: torch.Tensor, centre_positions: torch.Tensor, cell: torch.Tensor,
+                     species: torch.Tensor, centre_species: torch.Tensor, index: torch.Tensor, shift: torch.Tensor,
+                     mask: torch.Tensor, n_angular: int) -> torch.Tensor:
+        """The energy path as a pure tensor function of one block of neighbour-table rows, eV."""
+        vectors = pair_vectors(positions, centre_positions, cell, index, shift)
+        g = self.descriptor(vectors, mask, species[index], n_angular)
+        x = (g - self.feature_mean[centre_species]) / self.feature_std[centre_species]
         if len(self.networks) == 1:
             out = self.networks[0](x).squeeze(-1)
         else:
             out = x.new_zeros(x.shape[0])
             for k, net in enumerate(self.networks):
-                idx = torch.nonzero(sp == k).squeeze(-1)
+                idx = torch.nonzero(centre_species == k).squeeze(-1)
                 out = out.index_put((idx,), net(x[idx]).squeeze(-1))
-        return self.e0[sp] + self.energy_scale * out
+        return self.e0[centre_species] + self.energy_scale * out
+
+    _compiled = None
+
+    def use_compile(self, enabled: bool = True, **options) -> "BPPotential":
+        """Run the energy path through ``torch.compile`` (fused kernels; for energies, forces and
+        stress, not for double backward: training and Hessians use the eager path)."""
+        self._compiled = torch.compile(self.row_energies, **options) if enabled else None
+        return self
 
 
-def neighbor_vectors(positions: torch.Tensor, cell: torch.Tensor, neighbors: Neighbors,
-                     centres: slice = slice(None)) -> torch.Tensor:
-    """r_ij = x_j - x_i + shift @ cell for the centre atoms, (n_centres, n_max, 3) Å.
+def pair_vectors(positions: torch.Tensor, centre_positions: torch.Tensor, cell: torch.Tensor,
+                 index: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+    """r_ij = x_j - x_i + shift @ cell, (n_centres, n_max, 3) Å; ``cell`` (3, 3) or one per centre."""
+    offset = shift @ cell if cell.dim() == 2 else torch.einsum("nmk,nkl->nml", shift, cell)
+    neighbours = torch.index_select(positions, 0, index.reshape(-1)).reshape(*index.shape, 3)
+    return neighbours - centre_positions[:, None, :] + offset
 
-    ``cell`` is (3, 3) for a single structure or (n_atoms, 3, 3), the cell of each atom's structure.
-    """
-    idx = neighbors.index[centres]
-    shift = neighbors.shift[centres]
-    if cell.dim() == 2:
-        offset = shift @ cell
-    else:
-        offset = torch.einsum("nmk,nkl->nml", shift, cell[centres])
-    neighbours = torch.index_select(positions, 0, idx.reshape(-1)).reshape(*idx.shape, 3)
-    return neighbours - positions[centres, None, :] + offset
+
+def neighbor_vectors(positions: torch.Tensor, cell: torch.Tensor, neighbors: Neighbors) -> torch.Tensor:
+    """r_ij for every atom of a neighbour table; ``cell`` (3, 3) or (n_atoms, 3, 3)."""
+    return pair_vectors(positions, positions, cell, neighbors.index, neighbors.shift)

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import vesin.torch as vesin_torch
+import vesin_torch
 
 from .structure import Structures
 
