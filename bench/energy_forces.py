@@ -172,6 +172,7 @@ def main():
     parser.add_argument("--peak-tflops", type=float, default=None, help="float32 matmul peak, TFLOP/s")
     parser.add_argument("--bandwidth-tbs", type=float, default=None, help="memory bandwidth, TB/s")
     parser.add_argument("--json", help="write the rows here too")
+    parser.add_argument("--compile", action="store_true", help="add rows with torch.compile'd energy paths")
     args = parser.parse_args()
     device, dtype = torch.device(args.device), getattr(torch, args.dtype)
     torch.set_flush_denormal(True)  # for both codes: denormal tails slow CPU arithmetic several-fold
@@ -180,9 +181,13 @@ def main():
     if shipped.exists():
         m = load_potential(shipped)
         models["ours-cu"] = m.members[0] if hasattr(m, "members") else m
+    if args.compile:
+        import copy
+
+        models["ours@384+compile"] = copy.deepcopy(models["ours@384"]).use_compile()
     name = torch.cuda.get_device_name() if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
     print(f"# energy+forces, fcc Cu, {args.dtype}, {name}, torch {torch.__version__}")
-    costs = {k: ours_cost_per_atom(m, device, dtype) for k, m in models.items()}
+    costs = {k: ours_cost_per_atom(m, device, dtype) for k, m in models.items() if "compile" not in k}
     for k, (flops, nbytes) in costs.items():
         print(f"# {k}: {flops / 1e3:.1f} kFLOP/atom (matmul), {nbytes / 1e3:.1f} kB/atom saved activations")
     header = "| code | atoms | nl ms | desc ms | net ms | bwd ms | total ms | atom-steps/s | µs/atom | peak GiB | vs TorchANI | vs bound |"
@@ -200,9 +205,12 @@ def main():
             if device.type == "cuda":
                 torch.cuda.empty_cache()
         for key, model in models.items():
+            if "compile" in key and len(atoms) < 16384:
+                continue  # compile for the large systems only (each new shape costs a compilation)
             try:
-                results[key] = ours_stages(model, atoms, device, dtype, split=len(atoms) <= 131072)
-            except RuntimeError as exc:  # e.g. out of memory: report and go on
+                split = len(atoms) <= 131072 and "compile" not in key
+                results[key] = ours_stages(model, atoms, device, dtype, split=split)
+            except Exception as exc:  # e.g. out of memory or a compiler error: report and go on
                 print(f"# {key} at {len(atoms)} atoms: {type(exc).__name__}: {str(exc)[:160]}")
             if device.type == "cuda":
                 torch.cuda.empty_cache()
