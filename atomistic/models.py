@@ -113,7 +113,12 @@ class BPPotential(nn.Module):
 
     def use_compile(self, enabled: bool = True, **options) -> "BPPotential":
         """Run the energy path through ``torch.compile`` (fused kernels; for energies, forces and
-        stress, not for double backward: training and Hessians use the eager path)."""
+        stress, not for double backward: training and Hessians use the eager path).
+
+        For CUDA: 1.5x faster and 2.3x less memory than eager on an H100 (docs/benchmarks.md).
+        torch 2.13's CPU code generator fails on this graph, so keep CPU runs eager.
+        """
+        options.setdefault("dynamic", False)  # one specialisation per block shape (chunks share one)
         self._compiled = torch.compile(self.row_energies, **options) if enabled else None
         return self
 

@@ -37,6 +37,19 @@ def agreement() -> dict:
             ref = r
         out[key] = {"energy_err_eV": abs(r[0] - ref[0]), "force_err_eV_per_A": float(np.abs(r[1] - ref[1]).max()),
                     "stress_err": float(np.abs(r[2] - ref[2]).max()), "d": r[3], "seconds": time.perf_counter() - t}
+    # the compiled energy path (CUDA) against the eager one
+    import copy
+
+    eager = model.members[0].to("cuda", torch.float32)
+    compiled = copy.deepcopy(eager).use_compile()
+    for a in (atoms, atoms.repeat((2, 1, 1))):
+        r = []
+        for m in (eager, compiled):
+            b = a.copy()
+            b.calc = NNPCalculator(m, device="cuda", dtype=torch.float32)
+            r.append((b.get_potential_energy(), b.get_forces()))
+        out[f"compiled-vs-eager-{len(a)}"] = {"energy_err_eV": abs(r[0][0] - r[1][0]),
+                                               "force_err_eV_per_A": float(np.abs(r[0][1] - r[1][1]).max())}
     return out
 
 
