@@ -23,7 +23,7 @@ Behler–Parrinello G5 (integer zeta, lambda = +-1).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from torch import nn

@@ -6,7 +6,7 @@ positions to per-atom energies; every derivative lives in :mod:`atomistic.forces
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
@@ -48,12 +48,14 @@ class BPPotential(nn.Module):
     per-element energy offsets ``e0`` (eV, trainable) and the output ``energy_scale`` (eV).
     """
 
-    def __init__(self, species: list[str], descriptor: DescriptorSettings = DescriptorSettings(),
-                 network: NetworkSettings = NetworkSettings()):
+    def __init__(self, species: list[str], descriptor: DescriptorSettings | None = None,
+                 network: NetworkSettings | None = None):
         super().__init__()
         if len(set(species)) != len(species) or not species:
             raise ValueError(f"species must be a non-empty list of distinct symbols, got {species}")
         self.species = list(species)
+        descriptor = descriptor or DescriptorSettings()
+        network = network or NetworkSettings()
         self.descriptor_settings = descriptor
         self.network_settings = network
         self.descriptor = BehlerParrinello(descriptor, len(species))

@@ -117,7 +117,7 @@ class ModelChecks:
             rng = np.random.default_rng(5)
             for i in rng.choice(len(atoms), 4, replace=False):
                 for c in range(3):
-                    def e_of(t, i=i, c=c):
+                    def e_of(t, i=i, c=c, atoms=atoms):
                         a = atoms.copy()
                         a.positions[i, c] += t
                         return energy(model, a)

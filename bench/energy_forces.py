@@ -226,7 +226,7 @@ def main():
                    "atom_steps_per_s": rate, "us_per_atom": 1e6 / rate,
                    "speedup_vs_torchani": (ref / r["total"]) if ref else None}
             rows.append(row)
-            ms = lambda k: f"{1e3 * r[k]:.2f}" if k in r else "-"  # noqa: E731
+            ms = lambda k, r=r: f"{1e3 * r[k]:.2f}" if k in r else "-"  # noqa: E731
             peak = f"{r['peak_GiB']:.2f}" if "peak_GiB" in r else "-"
             speed = f"{ref / r['total']:.2f}x" if ref else "-"
             print(f"| {key} | {len(atoms)} | {ms('nl')} | {ms('desc')} | {ms('net')} | {ms('bwd')} | {ms('total')} "

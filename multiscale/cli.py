@@ -32,7 +32,10 @@ def main(argv: list[str] | None = None) -> int:
             api.load_case(args.case)
             print(f"{args.case}: ok")
             return 0
-        api.run_case(args.case, resume=args.resume, output=args.output, progress=not args.quiet)
+        from tqdm.contrib.logging import logging_redirect_tqdm
+
+        with logging_redirect_tqdm():  # log lines above the progress bars, not through them
+            api.run_case(args.case, resume=args.resume, output=args.output, progress=not args.quiet)
     except INPUT_ERRORS as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

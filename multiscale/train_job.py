@@ -18,7 +18,6 @@ import time
 from dataclasses import asdict, replace
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from atomistic import NNPCalculator, save_potential
