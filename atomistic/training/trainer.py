@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 
 from ..data import Frame
 from ..forces import predict
-from ..models import BPPotential
+from ..models import BPPotential, neighbor_vectors
 from .batch import Batch, collate
 from .loss import Errors, LossWeights, loss
 
@@ -37,6 +37,9 @@ class TrainSettings:
     lr_patience: int = 15
     min_lr: float = 1e-5
     patience: int = 50
+    #: clip each batch's gradient norm at this multiple of its running mean (0 = no clipping):
+    #: rare outlier batches then cannot kick Adam out of a good basin
+    grad_clip: float = 3.0
     weights: LossWeights = field(default_factory=LossWeights)
     dtype: str = "float64"  # "float32" or "float64"
     device: str = "cpu"
@@ -46,6 +49,8 @@ class TrainSettings:
         for name in ("max_epochs", "batch_size", "lr_patience", "patience"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
+        if self.grad_clip < 0:
+            raise ValueError(f"grad_clip must be >= 0, got {self.grad_clip}")
         if not self.lr > 0 or not 0 < self.lr_factor < 1 or self.min_lr < 0:
             raise ValueError("lr must be positive, lr_factor in (0, 1), min_lr >= 0")
         if self.dtype not in ("float32", "float64"):
@@ -54,6 +59,9 @@ class TrainSettings:
     @property
     def torch_dtype(self) -> torch.dtype:
         return getattr(torch, self.dtype)
+
+
+FEATURE_STD_FLOOR = 1e-2  # descriptor units (G2 counts weighted neighbours: O(1-10))
 
 
 def initialise(model: BPPotential, frames: Sequence[Frame]) -> None:
@@ -71,9 +79,8 @@ def initialise(model: BPPotential, frames: Sequence[Frame]) -> None:
             b = collate(frames[start : start + 32], model.cutoff, model.angular_cutoff)
             s = b.structures
             cell = s.cell[s.batch]
-            g = model.descriptor(
-                _vectors(s.positions, cell, b), b.neighbors.mask, s.species[b.neighbors.index],
-                b.neighbors.n_angular)
+            g = model.descriptor(neighbor_vectors(s.positions, cell, b.neighbors), b.neighbors.mask,
+                                 s.species[b.neighbors.index], b.neighbors.n_angular)
             for k in range(len(model.species)):
                 feats[k].append(g[s.species == k])
     with torch.no_grad():
@@ -82,15 +89,11 @@ def initialise(model: BPPotential, frames: Sequence[Frame]) -> None:
             if len(g) == 0:
                 raise ValueError(f"no atoms of {model.species[k]} in the training data")
             model.feature_mean[k] = g.mean(0)
-            model.feature_std[k] = g.std(0).clamp_min(1e-6) if len(g) > 1 else 1.0
+            # floor: a feature the data never switches on (a Gaussian at distances no pair
+            # reaches) must not be blown up by 1/std when a new structure switches it on
+            model.feature_std[k] = g.std(0).clamp_min(FEATURE_STD_FLOOR) if len(g) > 1 else 1.0
         model.e0.copy_(torch.as_tensor(e0))
         model.energy_scale.fill_(max(float(np.sqrt(np.mean(residual**2))), 1e-3))
-
-
-def _vectors(positions, cell, batch: Batch):
-    from ..models import neighbor_vectors
-
-    return neighbor_vectors(positions, cell, batch.neighbors)
 
 
 def _batches(frames: Sequence[Frame], size: int, model: BPPotential, settings: TrainSettings,
@@ -137,6 +140,7 @@ def fit(model: BPPotential, train: Sequence[Frame], valid: Sequence[Frame], sett
                                 "valid_energy_mae_meV_per_atom": [], "valid_force_mae_meV_per_A": []}
     best = {"loss": math.inf, "epoch": -1, "state": copy.deepcopy(model.state_dict())}
     epoch0 = 0
+    grad_scale = 0.0  # running mean of the gradient norm
     rng = np.random.default_rng(seed)
     state = None
     if resume and checkpoint is not None and checkpoint.exists():
@@ -145,6 +149,7 @@ def fit(model: BPPotential, train: Sequence[Frame], valid: Sequence[Frame], sett
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
         history, best, epoch0 = state["history"], state["best"], state["epoch"] + 1
+        grad_scale = state["grad_scale"]
         rng.bit_generator.state = state["rng"]
         torch.set_rng_state(state["torch_rng"])
         log.info("%s: resumed from %s at epoch %d", label, checkpoint, epoch0)
@@ -160,6 +165,10 @@ def fit(model: BPPotential, train: Sequence[Frame], valid: Sequence[Frame], sett
             p = predict(model, b.structures, b.neighbors, stress=settings.weights.stress > 0, create_graph=True)
             value = loss(p, b, settings.weights)
             value.backward()
+            if settings.grad_clip > 0:
+                limit = settings.grad_clip * grad_scale if grad_scale > 0 else math.inf
+                norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), limit))
+                grad_scale = norm if grad_scale == 0 else 0.9 * grad_scale + 0.1 * min(norm, limit)
             opt.step()
             total += float(value.detach()) * b.structures.n_structures
             n += b.structures.n_structures
@@ -180,7 +189,7 @@ def fit(model: BPPotential, train: Sequence[Frame], valid: Sequence[Frame], sett
             _save_checkpoint(checkpoint, {
                 "model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
                 "history": history, "best": best, "epoch": epoch, "rng": rng.bit_generator.state,
-                "torch_rng": torch.get_rng_state(), "done": done})
+                "torch_rng": torch.get_rng_state(), "done": done, "grad_scale": grad_scale})
         if done:
             log.info("%s: early stop at epoch %d (best %d)", label, epoch, best["epoch"])
             break
