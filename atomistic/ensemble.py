@@ -59,6 +59,7 @@ class EnsemblePrediction(Prediction):
     force_disagreement: torch.Tensor | None = None  # (n_structures,) eV/Å
     member_energy: torch.Tensor | None = None  # (M, n_structures) eV
     member_forces: torch.Tensor | None = None  # (M, n_atoms, 3) eV/Å
+    member_stress: torch.Tensor | None = None  # (M, n_structures, 3, 3) eV/Å^3
 
 
 def pairwise_force_disagreement(member_forces: torch.Tensor, batch: torch.Tensor, n_structures: int) -> torch.Tensor:
@@ -78,13 +79,15 @@ def predict_ensemble(ensemble: Ensemble, structures: Structures, neighbors: Neig
     preds = [predict(m, structures, neighbors, stress=stress, chunk_size=chunk_size) for m in ensemble.members]
     energies = torch.stack([p.energy for p in preds])
     forces = torch.stack([p.forces for p in preds])
+    stresses = torch.stack([p.stress for p in preds]) if stress else None
     return EnsemblePrediction(
         energy=energies.mean(0),
         energies=torch.stack([p.energies for p in preds]).mean(0),
         forces=forces.mean(0),
-        stress=torch.stack([p.stress for p in preds]).mean(0) if stress else None,
+        stress=stresses.mean(0) if stress else None,
         energy_spread=energies.std(0, unbiased=False),
         force_disagreement=pairwise_force_disagreement(forces, structures.batch, structures.n_structures),
         member_energy=energies,
         member_forces=forces,
+        member_stress=stresses,
     )

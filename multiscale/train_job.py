@@ -23,6 +23,7 @@ import torch
 from atomistic import NNPCalculator, save_potential
 from atomistic.data import dataset_hash, prepare, read_frames, write_frames
 from atomistic.ensemble import predict_ensemble
+from atomistic.forces import Prediction
 from atomistic.plots import learning_curves, parity
 from atomistic.properties import validation_table
 from atomistic.recipes import RECIPES
@@ -62,9 +63,7 @@ def _test_errors(ensemble, frames, test_idx) -> tuple[dict, dict]:
         p = predict_ensemble(ensemble, b.structures, b.neighbors, stress=True)
         mean.add(p, b)
         for k, err in enumerate(members):
-            from atomistic.forces import Prediction
-
-            err.add(Prediction(p.member_energy[k], p.energies, p.member_forces[k], None), b)
+            err.add(Prediction(p.member_energy[k], p.energies, p.member_forces[k], p.member_stress[k]), b)
         n = b.n_atoms
         e_ref.append(b.energy / n)
         e_pred.append(p.energy / n)
@@ -103,7 +102,7 @@ def run_train(case: TrainCase, case_dir: Path, out: Path, *, resume: bool = Fals
     errors, data = _test_errors(ensemble, prepared, split["test"])
     if errors:
         e = errors["ensemble"]
-        log.info("test errors (ensemble mean): energy %.2f meV/atom, forces %.1f meV/Å, stress %.3f GPa",
+        log.info("test errors (ensemble mean): energy %.2f meV/atom, forces %.1f meV/Å, stress %s GPa",
                  e["energy_mae_meV_per_atom"], e["force_mae_meV_per_A"], e["stress_mae_GPa"])
         parity(out / "parity.png", data["e_ref"], data["e_pred"], data["f_ref"], data["f_pred"],
                title=f"{case.name}: test set, ensemble of {len(ensemble)}")

@@ -61,12 +61,12 @@ class Errors:
 
     def summary(self) -> dict[str, float]:
         """energy_mae_meV_per_atom, energy_rmse_meV_per_atom, force_mae_meV_per_A,
-        force_rmse_meV_per_A, stress_mae_GPa."""
+        force_rmse_meV_per_A, stress_mae_GPa (None without stress labels)."""
         out = {
             "energy_mae_meV_per_atom": 1e3 * self.energy_abs / max(self.n_structures, 1),
             "energy_rmse_meV_per_atom": 1e3 * (self.energy_sq / max(self.n_structures, 1)) ** 0.5,
             "force_mae_meV_per_A": 1e3 * self.force_abs / max(self.n_components, 1),
             "force_rmse_meV_per_A": 1e3 * (self.force_sq / max(self.n_components, 1)) ** 0.5,
         }
-        out["stress_mae_GPa"] = self.stress_abs / self.n_stress if self.n_stress else float("nan")
+        out["stress_mae_GPa"] = self.stress_abs / self.n_stress if self.n_stress else None
         return out
