@@ -9,6 +9,8 @@ Inherit in a pytest class and provide ``make_model()`` (a float64 model with ``s
 
 Every future model inherits the same invariance, extensivity, gradient and masking checks.
 Override ``lattice_constant`` (Å) to place the test crystals near the model's own minimum.
+The checks run on the device named by the environment variable ``MULTISCALE_TEST_DEVICE``
+(default "cpu"), so the same suite verifies the CUDA path on a GPU machine.
 """
 
 from __future__ import annotations
@@ -19,18 +21,27 @@ from ase import Atoms
 from ase.build import bulk
 from ase.cluster import Icosahedron
 
+import os
+
 from .forces import hessian, hessian_vector_product, predict
 from .neighbors import build_neighbors
 from .structure import from_atoms
 
 
+TEST_DEVICE = os.environ.get("MULTISCALE_TEST_DEVICE", "cpu")
+
+
+def model_device(model) -> torch.device:
+    return next(model.parameters()).device
+
+
 def evaluate(model, atoms: Atoms, stress: bool = False, mask_bodies: bool = True):
     """Energy (eV), forces (eV/Å) and stress (eV/Å^3) of one structure with ``model``."""
-    s = from_atoms(atoms, model.species, dtype=model.dtype)
+    s = from_atoms(atoms, model.species, device=model_device(model), dtype=model.dtype)
     nbrs = build_neighbors(s, model.cutoff, model.angular_cutoff, mask_bodies=mask_bodies)
     p = predict(model, s, nbrs, stress=stress)
-    return (float(p.energy[0]), p.forces.detach().numpy(),
-            None if p.stress is None else p.stress[0].detach().numpy())
+    return (float(p.energy[0]), p.forces.detach().cpu().numpy(),
+            None if p.stress is None else p.stress[0].detach().cpu().numpy())
 
 
 def energy(model, atoms: Atoms, mask_bodies: bool = True) -> float:
@@ -60,6 +71,10 @@ class ModelChecks:
     def make_model(self):
         raise NotImplementedError
 
+    def model(self):
+        """``make_model()`` on the test device, float64."""
+        return self.make_model().to(device=TEST_DEVICE, dtype=torch.float64)
+
     # --- test structures -----------------------------------------------------------------
     def periodic(self, seed: int = 0) -> Atoms:
         """A rattled, triclinic (primitive fcc) periodic crystal with every species present."""
@@ -82,7 +97,7 @@ class ModelChecks:
 
     # --- V1: invariances -------------------------------------------------------------------
     def _check_invariance(self, atoms: Atoms, seed: int):
-        model = self.make_model()
+        model = self.model()
         rng = np.random.default_rng(seed)
         e0, f0, _ = evaluate(model, atoms)
         rot = random_rotation(rng)
@@ -103,7 +118,7 @@ class ModelChecks:
 
     # --- V2: extensivity -------------------------------------------------------------------
     def test_extensivity(self):
-        model = self.make_model()
+        model = self.model()
         for atoms in (bulk(model.species[0], "fcc", a=self.lattice_constant), self.periodic()):
             e1 = energy(model, atoms)
             e8 = energy(model, atoms.repeat(2))
@@ -111,7 +126,7 @@ class ModelChecks:
 
     # --- V3: gradients ---------------------------------------------------------------------
     def test_forces_match_finite_differences(self):
-        model = self.make_model()
+        model = self.model()
         for atoms in (self.periodic(), self.cluster()):
             _, forces, _ = evaluate(model, atoms)
             rng = np.random.default_rng(5)
@@ -125,7 +140,7 @@ class ModelChecks:
                     assert abs(fd - forces[i, c]) < self.force_tolerance, (i, c, fd, forces[i, c])
 
     def test_stress_matches_finite_differences(self):
-        model = self.make_model()
+        model = self.model()
         atoms = self.periodic()
         _, _, sigma = evaluate(model, atoms, stress=True)
         volume = atoms.get_volume()
@@ -141,11 +156,11 @@ class ModelChecks:
             assert abs(fd - sigma[a, b]) < self.stress_tolerance, (a, b, fd, sigma[a, b])
 
     def test_hessian_symmetric_and_consistent(self):
-        model = self.make_model()
+        model = self.model()
         atoms = self.cluster()
-        s = from_atoms(atoms, model.species, dtype=model.dtype)
+        s = from_atoms(atoms, model.species, device=model_device(model), dtype=model.dtype)
         nbrs = build_neighbors(s, model.cutoff, model.angular_cutoff)
-        h = hessian(model, s, nbrs)
+        h = hessian(model, s, nbrs).cpu()
         assert torch.isfinite(h).all()
         i, c = 2, 1  # one column against finite differences of the forces: H = -dF/dx
 
@@ -156,12 +171,12 @@ class ModelChecks:
 
         np.testing.assert_allclose(h[:, 3 * i + c].numpy(), -fd_derivative(forces_of, 1e-3), atol=1e-6)
         v = torch.randn(len(atoms), 3, dtype=h.dtype, generator=torch.Generator().manual_seed(0))
-        hv = hessian_vector_product(model, s, nbrs, v)
+        hv = hessian_vector_product(model, s, nbrs, v.to(model_device(model))).cpu()
         np.testing.assert_allclose(hv.reshape(-1).numpy(), (h @ v.reshape(-1)).numpy(), atol=1e-9)
 
     def test_energy_smooth_at_cutoff(self):
         """A dimer pulled through the cutoff: energy and force go continuously to the isolated values."""
-        model = self.make_model()
+        model = self.model()
         sym = model.species[0]
         isolated = energy(model, Atoms(sym, positions=[[0, 0, 0]])) * 2
         rc = model.cutoff
@@ -171,7 +186,7 @@ class ModelChecks:
 
     # --- masking (DESIGN §5) -----------------------------------------------------------------
     def test_masked_bodies_are_additive(self):
-        model = self.make_model()
+        model = self.model()
         lower = self.periodic(seed=7)
         upper = lower.copy()
         upper.positions += np.array([0.3, 0.2, 0.0]) + 0.5 * lower.cell[2]  # interpenetrating

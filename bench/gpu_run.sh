@@ -11,3 +11,6 @@ timeout 120 python3 bench/gpu_check.py --out "$OUT/gpu_check.json"
 timeout 420 python3 bench/energy_forces.py --device cuda --dtype float32 \
     --sizes 256 2048 16384 131072 1048576 --peak-tflops 51 --bandwidth-tbs 3.0 $BENCH_ARGS \
     --json "$OUT/bench_cuda.json" 2>&1 | tee "$OUT/bench_cuda.md"
+# the physics checks (V1-V3, mask, Hessian) and a short training run, on CUDA in float64
+MULTISCALE_TEST_DEVICE=cuda timeout 300 python3 -m pytest -q -p no:cacheprovider \
+    tests/test_model_checks.py "tests/test_training.py::test_loss_falls" 2>&1 | tail -n 15 | tee "$OUT/pytest_cuda.txt"

@@ -35,8 +35,12 @@ def _fresh(prepared, seed=0):
 
 
 def test_loss_falls(prepared):
+    """Also on CUDA when MULTISCALE_TEST_DEVICE=cuda (the GPU check runs it)."""
+    from atomistic.testing import TEST_DEVICE
+
     model = _fresh(prepared)
-    h = fit(model, prepared[:-4], prepared[-4:], TrainSettings(max_epochs=15, batch_size=4, progress=False))
+    h = fit(model, prepared[:-4], prepared[-4:],
+            TrainSettings(max_epochs=15, batch_size=4, progress=False, device=TEST_DEVICE))
     assert h["train_loss"][-1] < 0.3 * h["train_loss"][0]
     assert min(h["valid_loss"]) < h["valid_loss"][0]
 
