@@ -17,6 +17,7 @@ import torch
 from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
 
+from .atomic_files import atomic_path
 from .neighbors import edge_list
 from .structure import UnknownSpeciesError, from_atoms
 
@@ -83,6 +84,8 @@ def validate_frames(frames: Sequence[Atoms], source: str = "dataset") -> None:
         if not np.isfinite(f).all():
             raise DatasetError(f"{where}: forces contain NaN or inf")
         s = a.calc.results.get("stress")
+        if s is not None and np.asarray(s).shape not in ((6,), (3, 3)):
+            raise DatasetError(f"{where}: stress has shape {np.asarray(s).shape}, expected (6,) or (3, 3)")
         if s is not None and not np.isfinite(np.asarray(s)).all():
             raise DatasetError(f"{where}: stress contains NaN or inf")
 
@@ -92,10 +95,8 @@ def write_frames(frames: Sequence[Atoms], path: str | os.PathLike) -> Path:
     from ase.io import write
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    write(str(tmp), list(frames), format="extxyz")
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        write(str(tmp), list(frames), format="extxyz")
     return path
 
 
@@ -103,8 +104,10 @@ def dataset_hash(frames: Sequence[Atoms]) -> str:
     """A content hash of structures and labels (sha256, first 16 hex digits)."""
     h = hashlib.sha256()
     for a in frames:
-        for arr in (a.numbers, a.positions, a.cell.array, a.pbc, a.calc.results["forces"]):
-            h.update(np.ascontiguousarray(arr).tobytes())
+        stress = a.calc.results.get("stress")
+        for arr in (a.numbers, a.positions, a.cell.array, a.pbc, a.calc.results["forces"],
+                    np.zeros(0) if stress is None else stress):
+            h.update(np.ascontiguousarray(arr, dtype=float).tobytes())
         h.update(np.float64(a.calc.results["energy"]).tobytes())
     return h.hexdigest()[:16]
 
@@ -114,7 +117,7 @@ class Frame:
     """One labelled structure prepared for training (CPU tensors, float64).
 
     positions (n, 3) Å; cell (3, 3) Å; species (n,); energy eV; forces (n, 3) eV/Å;
-    stress (3, 3) eV/Å^3 or None; edges: (i, j, shift, distance) within the cutoff.
+    stress (3, 3) eV/Å^3 or None; edges: (i, j, shift, distance) within the cutoff (body-masked).
     """
 
     positions: torch.Tensor
@@ -125,7 +128,6 @@ class Frame:
     forces: torch.Tensor
     stress: torch.Tensor | None
     edges: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
-    body: torch.Tensor | None = None
 
     @property
     def n_atoms(self) -> int:
@@ -133,7 +135,8 @@ class Frame:
 
 
 def prepare(frames: Sequence[Atoms], species: Sequence[str], cutoff: float) -> list[Frame]:
-    """Tensors and neighbour edges of every frame, computed once."""
+    """Tensors and neighbour edges of every frame, computed once. Frames with per-atom ``body``
+    labels lose their cross-body edges here, exactly as in :func:`build_neighbors`."""
     out = []
     for k, a in enumerate(frames):
         try:
@@ -147,10 +150,14 @@ def prepare(frames: Sequence[Atoms], species: Sequence[str], cutoff: float) -> l
                 xx, yy, zz, yz, xz, xy = stress
                 stress = np.array([[xx, xy, xz], [xy, yy, yz], [xz, yz, zz]])
             stress = torch.as_tensor(stress, dtype=torch.float64)
+        edges = edge_list(s, cutoff)
+        if s.body is not None:
+            keep = s.body[edges[0]] == s.body[edges[1]]
+            edges = tuple(e[keep] for e in edges)
         out.append(Frame(
             positions=s.positions, cell=s.cell[0], pbc=s.pbc[0], species=s.species,
             energy=float(a.calc.results["energy"]),
             forces=torch.as_tensor(np.asarray(a.calc.results["forces"]), dtype=torch.float64),
-            stress=stress, edges=edge_list(s, cutoff), body=s.body,
+            stress=stress, edges=edges,
         ))
     return out

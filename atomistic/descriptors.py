@@ -6,8 +6,10 @@ Radial (G2), for centre i and neighbour element a::
 
 Angular (G5 with shifted Gaussians), for the element pair (a, b) and channel k::
 
-    G5[i, ab, k, (zeta, lam)] = 2^(1-zeta) sum_{j in a, k' in b, j != k'} (1 + lam cos theta_jik')^zeta
+    G5[i, ab, k, (zeta, lam)] = 2^(1-zeta) sum_{j != k'} (1 + lam cos theta_jik')^zeta
                                  h_k(r_ij) h_k(r_ik'),     h_k(r) = exp(-eta_a (r - Rs_k)^2) fc_a(r)
+
+over ordered pairs with j in a and k' in b, or j in b and k' in a (so a != b counts both orders).
 
 Because G5 is separable in r_ij and r_ik, the triple sum needs no triplet list. With the unit
 vectors ``u`` and the multinomial expansion ``(u_j . u_k)^n = sum_|alpha|=n (n!/alpha!) u_j^alpha
@@ -52,7 +54,8 @@ class DescriptorSettings:
         if self.n_radial < 1 or self.n_angular < 0:
             raise ValueError("n_radial must be >= 1 and n_angular >= 0")
         if not (0 <= self.r_min < self.cutoff and 0 <= self.angular_r_min < self.angular_cutoff):
-            raise ValueError("r_min must lie in [0, cutoff)")
+            raise ValueError(f"r_min ({self.r_min}) must lie in [0, cutoff) and angular_r_min "
+                             f"({self.angular_r_min}) in [0, angular_cutoff)")
         for zeta, lam in self.angular_terms:
             if int(zeta) != zeta or zeta < 1 or lam not in (1, -1):
                 raise ValueError(f"angular term (zeta={zeta}, lambda={lam}): zeta must be a positive integer, lambda +-1")

@@ -95,9 +95,9 @@ def predict(model: EnergyModel, structures: Structures, neighbors: Neighbors, *,
     if forces:
         out.forces = -grads.pop(0)
     if stress:
-        volume = structures.volume
-        volume = torch.where(volume > 0, volume, torch.ones_like(volume))  # no stress without a cell
-        out.stress = grads.pop(0) / volume[:, None, None]
+        volume = structures.volume[:, None, None]
+        safe = torch.where(volume > 0, volume, torch.ones_like(volume))  # finite gradients everywhere
+        out.stress = torch.where(volume > 0, grads.pop(0) / safe, torch.nan)  # NaN: no cell, no stress
     if not create_graph:
         out.energy, out.energies = out.energy.detach(), out.energies.detach()
     return out

@@ -21,6 +21,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from . import __version__
+from .atomic_files import atomic_path
 from .descriptors import DescriptorSettings
 from .ensemble import Ensemble
 from .models import BPPotential, NetworkSettings
@@ -62,10 +63,8 @@ def save_potential(model: BPPotential | Ensemble, path: str | os.PathLike, *, da
     for k, m in enumerate(members):
         for name, t in m.state_dict().items():
             tensors[f"member{k}.{name}"] = t.detach().to("cpu", torch.float64).contiguous()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    save_file(tensors, str(tmp), metadata={"multiscale": json.dumps(header)})
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata={"multiscale": json.dumps(header)})
     return path
 
 
@@ -94,6 +93,8 @@ def read_header(path: str | os.PathLike) -> dict:
         header = json.loads(meta["multiscale"])
     except json.JSONDecodeError as exc:
         raise ModelFileError(f"{path}: the header is not valid JSON ({exc})") from None
+    if not isinstance(header, dict):
+        raise ModelFileError(f"{path}: the header is not a JSON object")
     if header.get("format") != FORMAT:
         raise ModelFileError(f"{path}: format {header.get('format')!r}, expected {FORMAT!r}")
     if header.get("format_version") != FORMAT_VERSION:
@@ -125,12 +126,15 @@ def load_potential(path: str | os.PathLike, *, device: str | torch.device = "cpu
         descriptor = DescriptorSettings(**d)
         n = dict(header["network"])
         network = NetworkSettings(hidden=tuple(n["hidden"]), activation=n["activation"])
+        n_members = int(header["n_members"])
     except (KeyError, TypeError, ValueError) as exc:
-        raise ModelFileError(f"{path}: bad descriptor/network settings in header ({exc})") from None
+        raise ModelFileError(f"{path}: bad descriptor/network settings in header ({exc!r})") from None
+    if n_members < 1:
+        raise ModelFileError(f"{path}: n_members must be >= 1, got {n_members}")
     members = []
     with safe_open(str(path), framework="pt") as f:
         keys = set(f.keys())
-        for k in range(int(header["n_members"])):
+        for k in range(n_members):
             model = BPPotential(header["species"], descriptor, network)
             prefix = f"member{k}."
             state = {name[len(prefix):]: f.get_tensor(name) for name in keys if name.startswith(prefix)}

@@ -27,7 +27,7 @@ class Neighbors:
     shift  (n_atoms, n_max, 3) float, integer lattice shifts: r_ij = x_j - x_i + shift @ cell
     mask   (n_atoms, n_max) bool, True for real neighbours
     n_angular  int, columns [0, n_angular) hold every neighbour within the angular cutoff
-    cutoff     float Å, the radius the table was built with (model cutoff + skin)
+    cutoff     float Å, the radius the table was built with
     """
 
     index: torch.Tensor
@@ -35,10 +35,6 @@ class Neighbors:
     mask: torch.Tensor
     n_angular: int
     cutoff: float
-
-    def rows(self, sel: slice) -> "Neighbors":
-        """The table restricted to a contiguous block of centre atoms (for chunked evaluation)."""
-        return Neighbors(self.index[sel], self.shift[sel], self.mask[sel], self.n_angular, self.cutoff)
 
 
 def edge_list(structures: Structures, cutoff: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:

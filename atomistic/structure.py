@@ -40,7 +40,7 @@ class Structures:
 
     @property
     def volume(self) -> torch.Tensor:
-        """(n_structures,) Å^3 (zero for non-periodic structures)."""
+        """(n_structures,) Å^3, |det(cell)| (zero where the cell is degenerate, e.g. no cell)."""
         return torch.linalg.det(self.cell).abs()
 
     def to(self, device=None, dtype=None) -> "Structures":

@@ -15,13 +15,13 @@ The checks run on the device named by the environment variable ``MULTISCALE_TEST
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import torch
 from ase import Atoms
 from ase.build import bulk
 from ase.cluster import Icosahedron
-
-import os
 
 from .forces import hessian, hessian_vector_product, predict
 from .neighbors import build_neighbors

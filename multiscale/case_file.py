@@ -15,8 +15,8 @@ def load_case(path: str | Path):
     if not path.is_file():
         raise CaseError(f"{path}: case file not found")
     try:
-        table = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as exc:
+        table = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise CaseError(f"{path}: not valid TOML ({exc})") from None
     kind = table.get("kind")
     if kind not in CASE_KINDS:

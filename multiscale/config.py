@@ -50,6 +50,8 @@ class ModelConfig:
         bad = [s for s in self.species if s not in atomic_numbers or s == "X"]
         if bad or not self.species:
             raise ValueError(f"species must be chemical symbols, got {list(self.species)}")
+        if len(set(self.species)) != len(self.species):
+            raise ValueError(f"species must not repeat, got {list(self.species)}")
 
 
 @dataclass(frozen=True)
@@ -82,6 +84,19 @@ class TrainCase:
     validation: ValidationConfig = field(default_factory=ValidationConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
     threads: int = 0  # torch CPU threads; 0 = torch's default
+
+    def __post_init__(self):
+        v = self.validation
+        if v.reference != "none" and v.element not in self.model.species:
+            raise ValueError(f"validation.element {v.element!r} is not among model.species "
+                             f"{list(self.model.species)}")
+        if self.training.device.startswith("cuda"):
+            import torch
+
+            if not torch.cuda.is_available():
+                raise ValueError(f"training.device {self.training.device!r}: CUDA is not available here")
+        if self.threads < 0:
+            raise ValueError(f"threads must be >= 0, got {self.threads}")
 
 
 CASE_KINDS = {"train": TrainCase}

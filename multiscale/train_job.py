@@ -21,14 +21,15 @@ from pathlib import Path
 import torch
 
 from atomistic import NNPCalculator, save_potential
-from atomistic.data import dataset_hash, prepare, read_frames, write_frames
+from atomistic.data import DatasetError, dataset_hash, prepare, read_frames, write_frames
 from atomistic.ensemble import predict_ensemble
 from atomistic.forces import Prediction
 from atomistic.plots import learning_curves, parity
 from atomistic.properties import validation_table
 from atomistic.recipes import RECIPES
+from atomistic.structure import UnknownSpeciesError
 from atomistic.training.batch import collate
-from atomistic.training.ensemble import train_ensemble
+from atomistic.training.ensemble import split, train_ensemble
 from atomistic.training.loss import Errors
 
 from .config import TrainCase
@@ -48,7 +49,21 @@ def _frames(case: TrainCase, case_dir: Path, out: Path, resume: bool):
         log.info("dataset: generating recipe %r (size %.2f)", d.recipe, d.size)
         frames = RECIPES[d.recipe](seed=d.seed, size=d.size)
     write_frames(frames, cached)
-    return frames
+    return read_frames(cached)  # train on exactly what is on disk, so --resume sees the same data
+
+
+def _check_dataset(frames, species: list[str], settings) -> None:
+    present = {s for a in frames for s in a.get_chemical_symbols()}
+    unknown = sorted(present - set(species))
+    if unknown:
+        raise UnknownSpeciesError(f"dataset: element(s) {', '.join(unknown)} not in model.species "
+                                  f"({', '.join(species)})")
+    missing = [s for s in species if s not in present]
+    if missing:
+        raise DatasetError(f"dataset: no atoms of {', '.join(missing)} (model.species lists them)")
+    train, _, _ = split(len(frames), settings)
+    if len(train) < 1:
+        raise DatasetError(f"dataset: {len(frames)} frames are too few to split into train/validation/test")
 
 
 def _test_errors(ensemble, frames, test_idx) -> tuple[dict, dict]:
@@ -82,6 +97,7 @@ def run_train(case: TrainCase, case_dir: Path, out: Path, *, resume: bool = Fals
         torch.set_num_threads(case.threads)
     frames = _frames(case, case_dir, out, resume)
     species = list(case.model.species)
+    _check_dataset(frames, species, case.ensemble)
     timings = {"dataset_s": time.perf_counter() - t0}
     log.info("dataset: %d frames, %d atoms", len(frames), sum(len(a) for a in frames))
 

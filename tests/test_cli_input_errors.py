@@ -56,6 +56,9 @@ def _run(args, capsys):
     (lambda t: t.replace('kind = "train"', 'kind = "bake"'), "kind: expected one of"),
     (lambda t: t.replace('species = ["Cu"]', 'species = ["Qq"]'), "species must be chemical symbols"),
     (lambda t: t + "\nsurprise = 1\n", "surprise: unknown key"),
+    (lambda t: t.replace('species = ["Cu"]', 'species = ["Cu", "Cu"]'), "species must not repeat"),
+    (lambda t: t.replace('reference = "none"', 'reference = "emt"\nelement = "Ag"'),
+     "validation.element 'Ag' is not among model.species"),
 ])
 def test_case_file_errors_name_key_and_value(tmp_path, capsys, edit, expected):
     path = _case(tmp_path, edit(GOOD.format(dataset='recipe = "cu_emt"')))
@@ -111,3 +114,11 @@ def test_check_command_accepts_shipped_case(capsys):
     from .conftest import ROOT
 
     assert main(["check", str(ROOT / "cases" / "cu_emt" / "train.toml")]) == 0
+
+
+def test_too_few_frames_is_a_dataset_error(tmp_path, capsys):
+    _frames_file(tmp_path, lambda k, e, f: {"energy": e, "forces": f})  # 3 frames
+    path = _case(tmp_path, GOOD.format(dataset='path = "data.extxyz"').replace(
+        "[ensemble]", "[ensemble]\nvalid_fraction = 0.5\ntest_fraction = 0.45"))
+    code, err = _run(["run", str(path), "--output", str(tmp_path / "out")], capsys)
+    assert code == 2 and "too few" in err

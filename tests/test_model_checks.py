@@ -37,3 +37,19 @@ class TestShippedModel(ModelChecks):
 
     def make_model(self):
         return load_potential(SHIPPED_MODEL)
+
+
+def test_stress_of_a_structure_without_cell_is_nan():
+    from ase.build import molecule
+
+    from atomistic.forces import predict
+    from atomistic.neighbors import build_neighbors
+    from atomistic.structure import from_atoms
+
+    model = _untrained(["Cu"])
+    atoms = molecule("H2")
+    atoms.set_chemical_symbols(["Cu", "Cu"])
+    atoms.positions *= 3
+    s = from_atoms(atoms, model.species)
+    p = predict(model, s, build_neighbors(s, model.cutoff, model.angular_cutoff), stress=True)
+    assert torch.isnan(p.stress).all() and torch.isfinite(p.forces).all()

@@ -79,6 +79,12 @@ def test_wrong_version_and_unknown_species_in_file(tmp_path):
         load_potential(_rewrite_header(good, tmp_path / "v99.safetensors", format_version=99))
     with pytest.raises(ModelFileError, match="Xq"):
         load_potential(_rewrite_header(good, tmp_path / "xq.safetensors", species=["Xq"]))
+    with pytest.raises(ModelFileError, match="not a JSON object"):
+        path = tmp_path / "list.safetensors"
+        with safe_open(str(good), framework="pt") as f:
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+        save_file(tensors, str(path), metadata={"multiscale": "[1, 2]"})
+        load_potential(path)
     (tmp_path / "junk.safetensors").write_bytes(b"not a model at all")
     with pytest.raises(ModelFileError, match="not a safetensors"):
         load_potential(tmp_path / "junk.safetensors")

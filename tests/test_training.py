@@ -106,3 +106,17 @@ def test_shipped_train_case_in_a_tiny_variant_and_resume(tmp_path):
     again = load_potential(out / "model.safetensors")
     for a, b in zip(model.state_dict().values(), again.state_dict().values()):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_training_frames_drop_cross_body_edges():
+    """Frames with body labels train on the masked graph, as the calculator evaluates them."""
+    from ase.build import bulk
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    atoms = bulk("Cu", "fcc", a=3.6, cubic=True).repeat(2)
+    atoms.arrays["body"] = (atoms.positions[:, 2] > 3.5).astype(int)
+    atoms.calc = SinglePointCalculator(atoms, energy=0.0, forces=np.zeros((len(atoms), 3)))
+    (frame,) = prepare([atoms], SPECIES, 5.0)
+    i, j = frame.edges[0], frame.edges[1]
+    body = torch.as_tensor(atoms.arrays["body"])
+    assert bool((body[i] == body[j]).all()) and len(i) > 0

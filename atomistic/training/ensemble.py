@@ -68,7 +68,7 @@ def train_ensemble(frames: Sequence[Frame], species: list[str], descriptor: Desc
         label = f"member {k + 1}/{settings.members}"
         history = fit(model, subset, valid, training, workdir / f"member{k}.ckpt",
                       seed=settings.seed * 1000 + k, resume=resume, label=label)
-        members.append(model.to(torch.float64).eval())
+        members.append(model.to("cpu", torch.float64).eval())
         histories.append(history)
     indices = {"train": train_idx.tolist(), "valid": valid_idx.tolist(), "test": test_idx.tolist()}
     return Ensemble(members), histories, indices

@@ -13,7 +13,7 @@ from .batch import Batch
 
 @dataclass(frozen=True)
 class LossWeights:
-    """w_E on (eV/atom)^2, w_F on (eV/Å)^2 per component, w_S on GPa^2 per component."""
+    """w_E on (eV/atom)^2, w_F on |F - F_ref|^2 per atom in (eV/Å)^2, w_S on GPa^2 per component."""
 
     energy: float = 10.0
     forces: float = 0.1

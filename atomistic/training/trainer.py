@@ -6,7 +6,6 @@ from __future__ import annotations
 import copy
 import logging
 import math
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -15,6 +14,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from ..atomic_files import atomic_path
 from ..data import Frame
 from ..forces import predict
 from ..models import BPPotential, neighbor_vectors
@@ -116,11 +116,8 @@ def evaluate(model: BPPotential, batches: Sequence[Batch], weights: LossWeights)
 
 
 def _save_checkpoint(path: Path, state: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    with open(tmp, "rb") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
 
 
 def fit(model: BPPotential, train: Sequence[Frame], valid: Sequence[Frame], settings: TrainSettings,
@@ -144,7 +141,7 @@ def fit(model: BPPotential, train: Sequence[Frame], valid: Sequence[Frame], sett
     rng = np.random.default_rng(seed)
     state = None
     if resume and checkpoint is not None and checkpoint.exists():
-        state = torch.load(checkpoint, weights_only=True)
+        state = torch.load(checkpoint, weights_only=True, map_location=settings.device)
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
