@@ -3,7 +3,8 @@
 from atomistic.data import DatasetError
 from atomistic.io import ModelFileError
 from atomistic.structure import UnknownSpeciesError
+from atomistic.training.trainer import CheckpointMismatch
 
 from .schema import CaseError
 
-INPUT_ERRORS = (CaseError, DatasetError, ModelFileError, UnknownSpeciesError)
+INPUT_ERRORS = (CaseError, DatasetError, ModelFileError, UnknownSpeciesError, CheckpointMismatch)

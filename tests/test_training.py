@@ -106,6 +106,12 @@ def test_shipped_train_case_in_a_tiny_variant_and_resume(tmp_path):
     again = load_potential(out / "model.safetensors")
     for a, b in zip(model.state_dict().values(), again.state_dict().values()):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
+    # resuming with other settings is refused, not silently mixed
+    from atomistic.training.trainer import CheckpointMismatch
+
+    changed = replace(case, training=replace(case.training, lr=1e-4))
+    with pytest.raises(CheckpointMismatch, match="other settings"):
+        run_train(changed, shipped.parent, out, resume=True, progress=False)
 
 
 def test_training_frames_drop_cross_body_edges():

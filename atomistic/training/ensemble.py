@@ -3,8 +3,10 @@ and different random subsets of the training pool, each with its own checkpoint.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -49,6 +51,17 @@ def split(n: int, settings: EnsembleSettings) -> tuple[np.ndarray, np.ndarray, n
     return perm[n_test + n_valid:], perm[n_test:n_test + n_valid], perm[:n_test]
 
 
+def _fingerprint(species, descriptor, network, training, settings, member, subset, valid) -> str:
+    """Digest of everything a member's training depends on (progress bars excluded)."""
+    h = hashlib.sha256(json.dumps([species, asdict(descriptor), asdict(network),
+                                   {k: v for k, v in asdict(training).items() if k != "progress"},
+                                   asdict(settings), member], sort_keys=True, default=str).encode())
+    for f in list(subset) + list(valid):
+        h.update(f.positions.numpy().tobytes())
+        h.update(np.float64(f.energy).tobytes())
+    return h.hexdigest()[:16]
+
+
 def train_ensemble(frames: Sequence[Frame], species: list[str], descriptor: DescriptorSettings,
                    network: NetworkSettings, training: TrainSettings, settings: EnsembleSettings,
                    workdir: Path, *, resume: bool = False) -> tuple[Ensemble, list[dict], dict]:
@@ -66,8 +79,9 @@ def train_ensemble(frames: Sequence[Frame], species: list[str], descriptor: Desc
         model = BPPotential(species, descriptor, network)
         initialise(model, subset)
         label = f"member {k + 1}/{settings.members}"
+        fingerprint = _fingerprint(species, descriptor, network, training, settings, k, subset, valid)
         history = fit(model, subset, valid, training, workdir / f"member{k}.ckpt",
-                      seed=settings.seed * 1000 + k, resume=resume, label=label)
+                      seed=settings.seed * 1000 + k, resume=resume, label=label, fingerprint=fingerprint)
         members.append(model.to("cpu", torch.float64).eval())
         histories.append(history)
     indices = {"train": train_idx.tolist(), "valid": valid_idx.tolist(), "test": test_idx.tolist()}

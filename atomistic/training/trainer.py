@@ -24,6 +24,10 @@ from .loss import Errors, LossWeights, loss
 log = logging.getLogger(__name__)
 
 
+class CheckpointMismatch(ValueError):
+    """``--resume`` found a checkpoint written for other settings or data."""
+
+
 @dataclass(frozen=True)
 class TrainSettings:
     """Optimisation settings. ``lr`` is Adam's initial learning rate; on a validation plateau of
@@ -122,11 +126,12 @@ def _save_checkpoint(path: Path, state: dict) -> None:
 
 def fit(model: BPPotential, train: Sequence[Frame], valid: Sequence[Frame], settings: TrainSettings,
         checkpoint: Path | None = None, *, seed: int = 0, resume: bool = False,
-        label: str = "model") -> dict:
+        label: str = "model", fingerprint: str = "") -> dict:
     """Train ``model`` in place; returns the history. The best-validation weights are kept.
 
     With ``checkpoint`` the full state (weights, optimiser, schedule, history, RNG) is written
-    atomically after every epoch; ``resume`` continues from it.
+    atomically after every epoch; ``resume`` continues from it, provided it carries the same
+    ``fingerprint`` (a digest of the settings and data the caller trains with).
     """
     torch.manual_seed(seed)
     model.to(device=settings.device, dtype=settings.torch_dtype)
@@ -142,6 +147,10 @@ def fit(model: BPPotential, train: Sequence[Frame], valid: Sequence[Frame], sett
     state = None
     if resume and checkpoint is not None and checkpoint.exists():
         state = torch.load(checkpoint, weights_only=True, map_location=settings.device)
+        if state.get("fingerprint", "") != fingerprint:
+            raise CheckpointMismatch(
+                f"{checkpoint}: written for other settings or data than this run; remove the "
+                "checkpoints or run without --resume")
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
@@ -186,7 +195,8 @@ def fit(model: BPPotential, train: Sequence[Frame], valid: Sequence[Frame], sett
             _save_checkpoint(checkpoint, {
                 "model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
                 "history": history, "best": best, "epoch": epoch, "rng": rng.bit_generator.state,
-                "torch_rng": torch.get_rng_state(), "done": done, "grad_scale": grad_scale})
+                "torch_rng": torch.get_rng_state(), "done": done, "grad_scale": grad_scale,
+                "fingerprint": fingerprint})
         if done:
             log.info("%s: early stop at epoch %d (best %d)", label, epoch, best["epoch"])
             break
