@@ -118,8 +118,9 @@ def run_train(case: TrainCase, case_dir: Path, out: Path, *, resume: bool = Fals
     errors, data = _test_errors(ensemble, prepared, split["test"])
     if errors:
         e = errors["ensemble"]
+        stress = "-" if e["stress_mae_GPa"] is None else f"{e['stress_mae_GPa']:.3f}"
         log.info("test errors (ensemble mean): energy %.2f meV/atom, forces %.1f meV/Å, stress %s GPa",
-                 e["energy_mae_meV_per_atom"], e["force_mae_meV_per_A"], e["stress_mae_GPa"])
+                 e["energy_mae_meV_per_atom"], e["force_mae_meV_per_A"], stress)
         parity(out / "parity.png", data["e_ref"], data["e_pred"], data["f_ref"], data["f_pred"],
                title=f"{case.name}: test set, ensemble of {len(ensemble)}")
     learning_curves(out / "learning_curve.png", histories)
