@@ -32,7 +32,23 @@ def parity(path: Path, energy_ref, energy_pred, force_ref, force_pred, title: st
     return path
 
 
-def learning_curves(path: Path, histories: Sequence[dict]) -> Path:
+def learning_curve(path: Path, n_frames: Sequence[int], energy_mae: Sequence[float],
+                   force_mae: Sequence[float], title: str = "") -> Path:
+    """Test-set energy (meV/atom) and force (meV/Å) MAE against training frames, log-log."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.2))
+    for ax, err, name in ((axes[0], energy_mae, "energy MAE (meV/atom)"), (axes[1], force_mae, "force MAE (meV/Å)")):
+        ax.loglog(n_frames, err, "o-")
+        ax.set_xlabel("training frames")
+        ax.set_ylabel(f"test {name}")
+        ax.grid(True, which="both", lw=0.3)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def training_curves(path: Path, histories: Sequence[dict]) -> Path:
     """Training and validation loss, and validation force MAE, vs epoch for every member."""
     fig, axes = plt.subplots(1, 2, figsize=(10, 4.2))
     for k, h in enumerate(histories):

@@ -55,6 +55,18 @@ class ModelConfig:
 
 
 @dataclass(frozen=True)
+class LearningCurveConfig:
+    """Fractions of the training pool for the test-error vs training-set-size curve (empty: none).
+    The full-size point is the ensemble itself."""
+
+    fractions: tuple[float, ...] = (0.125, 0.25, 0.5)
+
+    def __post_init__(self):
+        if any(not 0 < f < 1 for f in self.fractions):
+            raise ValueError(f"fractions must lie in (0, 1), got {list(self.fractions)}")
+
+
+@dataclass(frozen=True)
 class ValidationConfig:
     """Compare the trained model with a reference calculator on fcc crystal properties."""
 
@@ -81,6 +93,7 @@ class TrainCase:
     dataset: DatasetConfig
     training: TrainSettings = field(default_factory=TrainSettings)
     ensemble: EnsembleSettings = field(default_factory=EnsembleSettings)
+    learning_curve: LearningCurveConfig = field(default_factory=LearningCurveConfig)
     validation: ValidationConfig = field(default_factory=ValidationConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
     threads: int = 0  # torch CPU threads; 0 = torch's default

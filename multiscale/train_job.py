@@ -5,7 +5,9 @@ Outputs in the case's output folder:
     checkpoints/            per-member checkpoints (atomic, every epoch; ``--resume`` uses them)
     model.safetensors       the ensemble (safetensors + JSON header)
     metrics.json            test errors of the ensemble mean and of each member
-    parity.png, learning_curve.png
+    parity.png              test-set parity plot (energy per atom, force components)
+    learning_curve.png      test error vs training-set size
+    training_curves.png     losses and validation force error vs epoch, every member
     validation.md/.json     fcc properties of the model vs the reference calculator (DESIGN V6)
     report.json             all of the above in one place, with timings
 """
@@ -18,13 +20,15 @@ import time
 from dataclasses import asdict, replace
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from atomistic import NNPCalculator, save_potential
 from atomistic.data import DatasetError, dataset_hash, prepare, read_frames, write_frames
-from atomistic.ensemble import predict_ensemble
 from atomistic.forces import Prediction
-from atomistic.plots import learning_curves, parity
+from atomistic.ensemble import Ensemble, predict_ensemble
+from atomistic.plots import learning_curve, parity, training_curves
+from atomistic.training.learning_curve import train_on_fractions
 from atomistic.properties import validation_table
 from atomistic.recipes import RECIPES
 from atomistic.structure import UnknownSpeciesError
@@ -123,7 +127,8 @@ def run_train(case: TrainCase, case_dir: Path, out: Path, *, resume: bool = Fals
                  e["energy_mae_meV_per_atom"], e["force_mae_meV_per_A"], stress)
         parity(out / "parity.png", data["e_ref"], data["e_pred"], data["f_ref"], data["f_pred"],
                title=f"{case.name}: test set, ensemble of {len(ensemble)}")
-    learning_curves(out / "learning_curve.png", histories)
+    training_curves(out / "training_curves.png", histories)
+    curve = _learning_curve(case, prepared, split, errors, out, resume) if errors else []
 
     validation = []
     if case.validation.reference == "emt":
@@ -143,11 +148,36 @@ def run_train(case: TrainCase, case_dir: Path, out: Path, *, resume: bool = Fals
     timings["total_s"] = time.perf_counter() - t0
     report = {"case": case.name, "model": str(model_path), "dataset_hash": data_hash,
               "n_frames": len(frames), "split_sizes": {k: len(v) for k, v in split.items()},
-              "test_errors": errors, "validation": validation, "timings": timings}
+              "test_errors": errors, "learning_curve": curve, "validation": validation, "timings": timings}
     (out / "metrics.json").write_text(json.dumps(errors, indent=2))
     (out / "report.json").write_text(json.dumps(report, indent=2))
     log.info("done in %.0f s; outputs in %s", timings["total_s"], out)
     return report
+
+
+def _learning_curve(case: TrainCase, prepared, split: dict, errors: dict, out: Path, resume: bool) -> list[dict]:
+    """Test errors of single models on nested fractions of the training pool, plus the members."""
+    if not case.learning_curve.fractions:
+        return []
+    t = time.perf_counter()
+    training = replace(case.training, progress=False)
+    models = train_on_fractions(prepared, split["train"], split["valid"], case.learning_curve.fractions,
+                                list(case.model.species), case.model.descriptor, case.model.network, training,
+                                out / "checkpoints", seed=case.ensemble.seed, resume=resume)
+    rows = []
+    for n, model in models:
+        e, _ = _test_errors(Ensemble([model]), prepared, split["test"])
+        rows.append({"n_frames": n, **e["ensemble"]})
+    n_member = max(1, int(round(case.ensemble.subset_fraction * len(split["train"]))))
+    members = errors["members"]
+    rows.append({"n_frames": n_member, "members": len(members),
+                 **{k: float(np.mean([m[k] for m in members])) for k in ("energy_mae_meV_per_atom", "force_mae_meV_per_A")}})
+    learning_curve(out / "learning_curve.png", [r["n_frames"] for r in rows],
+                   [r["energy_mae_meV_per_atom"] for r in rows], [r["force_mae_meV_per_A"] for r in rows],
+                   title=f"{case.name}: test error vs training-set size (last point: mean of the members)")
+    log.info("learning curve (%.0f s): %s", time.perf_counter() - t,
+             ", ".join(f"{r['n_frames']} frames: {r['force_mae_meV_per_A']:.1f} meV/Å" for r in rows))
+    return rows
 
 
 def validation_markdown(rows: list[dict]) -> str:

@@ -88,12 +88,14 @@ def test_shipped_train_case_in_a_tiny_variant_and_resume(tmp_path):
     case = replace(case, dataset=replace(case.dataset, size=0.05),
                    training=replace(case.training, max_epochs=3, progress=False),
                    ensemble=replace(case.ensemble, members=2),
+                   learning_curve=replace(case.learning_curve, fractions=(0.5,)),
                    validation=replace(case.validation, reference="none"),
                    output=replace(case.output, model_name="model.safetensors"))
     out = tmp_path / "out"
     run_train(case, shipped.parent, out, progress=False)
     for name in ("dataset.extxyz", "model.safetensors", "metrics.json", "report.json", "parity.png",
-                 "learning_curve.png", "checkpoints/member0.ckpt", "checkpoints/member1.ckpt"):
+                 "learning_curve.png", "training_curves.png", "checkpoints/member0.ckpt",
+                 "checkpoints/member1.ckpt"):
         assert (out / name).exists(), name
     model = load_potential(out / "model.safetensors")
     assert isinstance(model, Ensemble) and len(model) == 2
@@ -101,6 +103,7 @@ def test_shipped_train_case_in_a_tiny_variant_and_resume(tmp_path):
     assert not torch.equal(w0, w1)  # different seeds and subsets
     report = json.loads((out / "report.json").read_text())
     assert report["test_errors"]["ensemble"]["force_mae_meV_per_A"] > 0
+    assert [r["n_frames"] for r in report["learning_curve"]][-1] > report["learning_curve"][0]["n_frames"]
     # resume: finished members are not retrained, and the result is the same model
     run_train(case, shipped.parent, out, resume=True, progress=False)
     again = load_potential(out / "model.safetensors")

@@ -51,15 +51,29 @@ def split(n: int, settings: EnsembleSettings) -> tuple[np.ndarray, np.ndarray, n
     return perm[n_test + n_valid:], perm[n_test:n_test + n_valid], perm[:n_test]
 
 
-def _fingerprint(species, descriptor, network, training, settings, member, subset, valid) -> str:
-    """Digest of everything a member's training depends on (progress bars excluded)."""
+def _fingerprint(species, descriptor, network, training, tag, subset, valid) -> str:
+    """Digest of everything a model's training depends on (progress bars excluded)."""
     h = hashlib.sha256(json.dumps([species, asdict(descriptor), asdict(network),
                                    {k: v for k, v in asdict(training).items() if k != "progress"},
-                                   asdict(settings), member], sort_keys=True, default=str).encode())
+                                   tag], sort_keys=True, default=str).encode())
     for f in list(subset) + list(valid):
         h.update(f.positions.numpy().tobytes())
         h.update(np.float64(f.energy).tobytes())
     return h.hexdigest()[:16]
+
+
+def train_model(subset: Sequence[Frame], valid: Sequence[Frame], species: list[str],
+                descriptor: DescriptorSettings, network: NetworkSettings, training: TrainSettings, *,
+                seed: int, checkpoint: Path, resume: bool, label: str, tag) -> tuple[BPPotential, dict]:
+    """One model: seeded initialisation, standardisation and offsets from ``subset``, then
+    :func:`fit` with a checkpoint whose fingerprint covers settings, ``tag`` and data."""
+    torch.manual_seed(seed)
+    model = BPPotential(species, descriptor, network)
+    initialise(model, subset)
+    fingerprint = _fingerprint(species, descriptor, network, training, tag, subset, valid)
+    history = fit(model, subset, valid, training, checkpoint, seed=seed, resume=resume, label=label,
+                  fingerprint=fingerprint)
+    return model.to("cpu", torch.float64).eval(), history
 
 
 def train_ensemble(frames: Sequence[Frame], species: list[str], descriptor: DescriptorSettings,
@@ -75,14 +89,11 @@ def train_ensemble(frames: Sequence[Frame], species: list[str], descriptor: Desc
         rng = np.random.default_rng(settings.seed * 1000 + k + 1)
         n_sub = max(1, int(round(settings.subset_fraction * len(train_idx))))
         subset = [frames[i] for i in np.sort(rng.choice(train_idx, n_sub, replace=False))]
-        torch.manual_seed(settings.seed * 1000 + k)
-        model = BPPotential(species, descriptor, network)
-        initialise(model, subset)
-        label = f"member {k + 1}/{settings.members}"
-        fingerprint = _fingerprint(species, descriptor, network, training, settings, k, subset, valid)
-        history = fit(model, subset, valid, training, workdir / f"member{k}.ckpt",
-                      seed=settings.seed * 1000 + k, resume=resume, label=label, fingerprint=fingerprint)
-        members.append(model.to("cpu", torch.float64).eval())
+        model, history = train_model(
+            subset, valid, species, descriptor, network, training, seed=settings.seed * 1000 + k,
+            checkpoint=workdir / f"member{k}.ckpt", resume=resume, label=f"member {k + 1}/{settings.members}",
+            tag=[asdict(settings), k])
+        members.append(model)
         histories.append(history)
     indices = {"train": train_idx.tolist(), "valid": valid_idx.tolist(), "test": test_idx.tolist()}
     return Ensemble(members), histories, indices
