@@ -18,7 +18,7 @@ from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
 
 from .atomic_files import atomic_path
-from .neighbors import edge_list
+from .neighbors import drop_cross_body_edges, edge_list
 from .structure import UnknownSpeciesError, from_atoms
 
 
@@ -150,10 +150,7 @@ def prepare(frames: Sequence[Atoms], species: Sequence[str], cutoff: float) -> l
                 xx, yy, zz, yz, xz, xy = stress
                 stress = np.array([[xx, xy, xz], [xy, yy, yz], [xz, yz, zz]])
             stress = torch.as_tensor(stress, dtype=torch.float64)
-        edges = edge_list(s, cutoff)
-        if s.body is not None:
-            keep = s.body[edges[0]] == s.body[edges[1]]
-            edges = tuple(e[keep] for e in edges)
+        edges = drop_cross_body_edges(edge_list(s, cutoff), s.body)
         out.append(Frame(
             positions=s.positions, cell=s.cell[0], pbc=s.pbc[0], species=s.species,
             energy=float(a.calc.results["energy"]),

@@ -70,23 +70,25 @@ def predict(model: EnergyModel, structures: Structures, neighbors: Neighbors, *,
     strain = torch.zeros_like(structures.cell).requires_grad_(stress)
     inputs = [t for t, need in ((pos0, forces), (strain, stress)) if need]
 
-    def energies_of(centres: slice) -> torch.Tensor:
-        pos, cell = _strained(structures, strain, pos0) if stress else (pos0, structures.cell)
-        return model.atomic_energies(pos, _cell_per_atom(structures, cell), structures.species,
-                                     neighbors, centres)
+    # strained positions and per-atom cells once; every chunk shares them (and their graph)
+    pos, cell = _strained(structures, strain, pos0) if stress else (pos0, structures.cell)
+    cell = _cell_per_atom(structures, cell)
 
     if chunk_size is None or chunk_size >= n:
-        e_atom = energies_of(slice(None))
+        e_atom = model.atomic_energies(pos, cell, structures.species, neighbors)
         grads = torch.autograd.grad(e_atom.sum(), inputs, create_graph=create_graph) if inputs else []
     else:
         parts = []
         grads = [torch.zeros_like(t) for t in inputs]
         for start in range(0, n, chunk_size):
-            e = energies_of(slice(start, min(start + chunk_size, n)))
+            e = model.atomic_energies(pos, cell, structures.species, neighbors,
+                                      slice(start, min(start + chunk_size, n)))
             if inputs:
-                for acc, g in zip(grads, torch.autograd.grad(e.sum(), inputs)):
+                # the shared strain graph must survive every chunk's backward pass
+                for acc, g in zip(grads, torch.autograd.grad(e.sum(), inputs, retain_graph=stress)):
                     acc += g
             parts.append(e.detach())
+            del e  # free this chunk's graph before the next one is built
         e_atom = torch.cat(parts)
     energy = torch.zeros(structures.n_structures, dtype=e_atom.dtype, device=e_atom.device)
     energy = energy.index_add(0, structures.batch, e_atom)

@@ -99,8 +99,7 @@ class BPPotential(nn.Module):
                      species: torch.Tensor, centre_species: torch.Tensor, index: torch.Tensor, shift: torch.Tensor,
                      mask: torch.Tensor, n_angular: int) -> torch.Tensor:
         """The energy path as a pure tensor function of one block of neighbour-table rows, eV."""
-        vectors = pair_vectors(positions, centre_positions, cell, index, shift)
-        g = self.descriptor(vectors, mask, species[index], n_angular)
+        g = self.raw_features(positions, centre_positions, cell, species, index, shift, mask, n_angular)
         x = (g - self.feature_mean[centre_species]) / self.feature_std[centre_species]
         if len(self.networks) == 1:
             out = self.networks[0](x).squeeze(-1)
@@ -110,6 +109,13 @@ class BPPotential(nn.Module):
                 idx = torch.nonzero(centre_species == k).squeeze(-1)
                 out = out.index_put((idx,), net(x[idx]).squeeze(-1))
         return self.e0[centre_species] + self.energy_scale * out
+
+    def raw_features(self, positions: torch.Tensor, centre_positions: torch.Tensor, cell: torch.Tensor,
+                     species: torch.Tensor, index: torch.Tensor, shift: torch.Tensor, mask: torch.Tensor,
+                     n_angular: int) -> torch.Tensor:
+        """Unstandardised descriptors of a block of rows, (n_centres, n_features)."""
+        vectors = pair_vectors(positions, centre_positions, cell, index, shift)
+        return self.descriptor(vectors, mask, species[index], n_angular)
 
     _compiled = None
 
@@ -132,7 +138,3 @@ def pair_vectors(positions: torch.Tensor, centre_positions: torch.Tensor, cell: 
     neighbours = torch.index_select(positions, 0, index.reshape(-1)).reshape(*index.shape, 3)
     return neighbours - centre_positions[:, None, :] + offset
 
-
-def neighbor_vectors(positions: torch.Tensor, cell: torch.Tensor, neighbors: Neighbors) -> torch.Tensor:
-    """r_ij for every atom of a neighbour table; ``cell`` (3, 3) or (n_atoms, 3, 3)."""
-    return pair_vectors(positions, positions, cell, neighbors.index, neighbors.shift)

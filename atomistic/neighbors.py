@@ -77,12 +77,19 @@ def build_neighbors(
         raise ValueError(f"cutoff must be positive, got {cutoff}")
     angular_cutoff = cutoff if angular_cutoff is None else angular_cutoff
     i, j, s, d = edge_list(structures, cutoff)
-    if mask_bodies and structures.body is not None:
-        keep = structures.body[i] == structures.body[j]
-        i, j, s, d = i[keep], j[keep], s[keep], d[keep]
+    if mask_bodies:
+        i, j, s, d = drop_cross_body_edges((i, j, s, d), structures.body)
     return pad_edges(
         i, j, s, d, len(structures.positions), cutoff, angular_cutoff, structures.positions.dtype
     )
+
+
+def drop_cross_body_edges(edges: tuple, body: torch.Tensor | None) -> tuple:
+    """Keep only edges (i, j, ...) whose two atoms carry the same body label (DESIGN §5)."""
+    if body is None:
+        return edges
+    keep = body[edges[0]] == body[edges[1]]
+    return tuple(e[keep] for e in edges)
 
 
 def pad_edges(

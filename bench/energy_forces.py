@@ -33,7 +33,6 @@ from ase.build import bulk  # noqa: E402
 
 from atomistic import BPPotential, DescriptorSettings, NetworkSettings, load_potential  # noqa: E402
 from atomistic.forces import predict  # noqa: E402
-from atomistic.models import neighbor_vectors  # noqa: E402
 from atomistic.neighbors import build_neighbors  # noqa: E402
 from atomistic.structure import from_atoms  # noqa: E402
 
@@ -86,8 +85,7 @@ def ours_stages(model, atoms, device, dtype, split=True):
         cell = s.cell[0]
 
         def desc():
-            v = neighbor_vectors(pos, cell, nbrs)
-            return model.descriptor(v, nbrs.mask, s.species[nbrs.index], nbrs.n_angular)
+            return model.raw_features(pos, pos, cell, s.species, nbrs.index, nbrs.shift, nbrs.mask, nbrs.n_angular)
 
         out["desc"] = clock(desc, device)
         g = desc()

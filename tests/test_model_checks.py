@@ -53,3 +53,22 @@ def test_stress_of_a_structure_without_cell_is_nan():
     s = from_atoms(atoms, model.species)
     p = predict(model, s, build_neighbors(s, model.cutoff, model.angular_cutoff), stress=True)
     assert torch.isnan(p.stress).all() and torch.isfinite(p.forces).all()
+
+
+def test_chunked_evaluation_equals_whole_for_a_batch_with_stress():
+    from ase.build import bulk
+
+    from atomistic.forces import predict
+    from atomistic.neighbors import build_neighbors
+    from atomistic.structure import from_atoms
+
+    model = _untrained(["Cu", "Ag"])
+    frames = [bulk("Cu", "fcc", a=3.6, cubic=True).repeat(3) for _ in range(2)]
+    frames[1].rattle(0.1, seed=1)
+    frames[1].symbols[::3] = "Ag"
+    s = from_atoms(frames, model.species)
+    n = build_neighbors(s, model.cutoff, model.angular_cutoff)
+    whole = predict(model, s, n, stress=True, chunk_size=None)
+    chunked = predict(model, s, n, stress=True, chunk_size=37)
+    for a, b in ((whole.energy, chunked.energy), (whole.forces, chunked.forces), (whole.stress, chunked.stress)):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-12)

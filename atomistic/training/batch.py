@@ -48,9 +48,9 @@ def collate(frames: Sequence[Frame], cutoff: float, angular_cutoff: float,
         batch=torch.repeat_interleave(torch.arange(len(frames)), torch.tensor(n_atoms)),
         n_atoms=n_atoms,
     ).to(device, dtype)
-    keep = d <= cutoff
-    neighbors = pad_edges(i[keep].to(device), j[keep].to(device), s[keep].to(device), d[keep].to(device),
-                          start, cutoff, angular_cutoff, dtype)
+    # edges from prepare() are within the cutoff already (any beyond it would weigh zero anyway)
+    neighbors = pad_edges(i.to(device), j.to(device), s.to(device), d.to(device), start, cutoff,
+                          angular_cutoff, dtype)
     stress = torch.stack([f.stress if f.stress is not None else torch.zeros(3, 3, dtype=torch.float64)
                           for f in frames])
     return Batch(

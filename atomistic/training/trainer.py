@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 from ..atomic_files import atomic_path
 from ..data import Frame
 from ..forces import predict
-from ..models import BPPotential, neighbor_vectors
+from ..models import BPPotential
 from .batch import Batch, collate
 from .loss import Errors, LossWeights, loss
 
@@ -81,10 +81,9 @@ def initialise(model: BPPotential, frames: Sequence[Frame]) -> None:
     with torch.no_grad():
         for start in range(0, len(frames), 32):
             b = collate(frames[start : start + 32], model.cutoff, model.angular_cutoff)
-            s = b.structures
-            cell = s.cell[s.batch]
-            g = model.descriptor(neighbor_vectors(s.positions, cell, b.neighbors), b.neighbors.mask,
-                                 s.species[b.neighbors.index], b.neighbors.n_angular)
+            s, nb = b.structures, b.neighbors
+            g = model.raw_features(s.positions, s.positions, s.cell[s.batch], s.species, nb.index, nb.shift,
+                                   nb.mask, nb.n_angular)
             for k in range(len(model.species)):
                 feats[k].append(g[s.species == k])
     with torch.no_grad():
