@@ -11,6 +11,10 @@ import tempfile
 from pathlib import Path
 
 
+class CheckpointMismatch(ValueError):
+    """``--resume`` found a checkpoint written for other settings or data."""
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike):
     """Yield a temporary path; on success it is fsynced and renamed onto ``path``."""

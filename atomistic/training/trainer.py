@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..atomic_files import atomic_path
+from ..atomic_files import CheckpointMismatch, atomic_path  # noqa: F401 (re-exported)
 from ..data import Frame
 from ..forces import predict
 from ..models import BPPotential
@@ -22,10 +22,6 @@ from .batch import Batch, collate
 from .loss import Errors, LossWeights, loss
 
 log = logging.getLogger(__name__)
-
-
-class CheckpointMismatch(ValueError):
-    """``--resume`` found a checkpoint written for other settings or data."""
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,433 @@
+"""The MD loop: blocks of device-only steps separated by host checks.
+
+Inside a block (``check_every`` steps) nothing waits for the host: the step, the Verlet-list
+validity bound and the blow-up flags are device tensors. At the end of a block one small
+transfer reads the flags, and then
+
+- a block during which the neighbour list could have gone stale is replayed from its start
+  with a fresh list (so a late rebuild never changes the physics; the list is also rebuilt
+  ahead of time when the remaining margin is about to run out, so replays are rare);
+- a block with non-finite or huge forces or atoms too close is replayed step by step to find
+  the first bad step; the run stops with :class:`MDBlowUp` naming the step, the atoms and the
+  check, and the last good state is kept (``last_good.extxyz``);
+- otherwise the log and trajectory records are written, a checkpoint is taken when due, and
+  :meth:`MolecularDynamics.irun` yields the state (hook point for observers and coupled loops).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+import torch
+from ase import Atoms, units
+from ase.constraints import FixAtoms
+from tqdm.auto import tqdm
+
+from ..structure import from_atoms
+from .forcefield import VerletForceField
+from .integrators import Propagator
+from .monitor import DriftReport, MDBlowUp, energy_drift
+from .output import (ThermoLog, TrajectoryWriter, load_checkpoint, save_checkpoint, thermo_plot, truncate,
+                     write_atoms)
+from .settings import MDSettings
+from .state import MDState, System, kinetic_energy, maxwell_boltzmann, pressure, temperature
+
+log = logging.getLogger(__name__)
+
+DTYPES = {"float64": torch.float64, "float32": torch.float32}
+
+
+@dataclass
+class MDResult:
+    """What a finished run returns.
+
+    atoms: final structures (ASE, with momenta); timestep_fs; steps; drift: one report per
+    structure (NVE with enough log samples, else empty); rebuilds / replays: neighbour-list
+    rebuilds and replayed blocks; atom_steps_per_s: throughput of the loop (wall clock);
+    outputs: paths written.
+    """
+
+    atoms: list[Atoms]
+    timestep_fs: float
+    steps: int
+    drift: list[DriftReport] = field(default_factory=list)
+    rebuilds: int = 0
+    replays: int = 0
+    atom_steps_per_s: float = 0.0
+    outputs: dict[str, str] = field(default_factory=dict)
+
+    def summary(self) -> dict:
+        return {"timestep_fs": self.timestep_fs, "steps": self.steps, "rebuilds": self.rebuilds,
+                "replays": self.replays, "atom_steps_per_s": self.atom_steps_per_s,
+                "drift": [d.as_dict() for d in self.drift], "outputs": self.outputs}
+
+
+def fixed_mask(frames: Sequence[Atoms]) -> np.ndarray:
+    """(n,) bool over all frames: atoms held by an ASE ``FixAtoms`` constraint."""
+    out = []
+    for a in frames:
+        m = np.zeros(len(a), dtype=bool)
+        for c in a.constraints:
+            if isinstance(c, FixAtoms):
+                m[c.get_indices()] = True
+            else:
+                raise ValueError(f"constraint {type(c).__name__} is not supported by MD (only FixAtoms)")
+        out.append(m)
+    return np.concatenate(out)
+
+
+class MolecularDynamics:
+    """MD of one or more structures (replicas run batched) under ``model``.
+
+    ``atoms``: an ASE ``Atoms`` or a list (same model, any sizes; each structure keeps its own
+    thermostat and barostat). ``output``: folder for ``thermo.csv``, ``trajectory.extxyz``,
+    ``checkpoint.pt``, ``thermo.png`` and ``md.json`` (None: nothing is written).
+    ``resume``: continue from ``output/checkpoint.pt``.
+    """
+
+    def __init__(self, model, atoms: Atoms | Sequence[Atoms], settings: MDSettings, *,
+                 device: str | torch.device | None = None, output: str | Path | None = None,
+                 resume: bool = False, progress: bool = False, mask_bodies: bool = True):
+        frames = [atoms] if isinstance(atoms, Atoms) else list(atoms)
+        if not frames:
+            raise ValueError("MD needs at least one structure")
+        self.settings = settings
+        self.frames = [a.copy() for a in frames]
+        dtype = DTYPES[settings.precision]
+        device = torch.device(device) if device is not None else _model_device(model)
+        if _model_device(model) != device or model.dtype != dtype:
+            model = copy.deepcopy(model).to(device=device, dtype=dtype)
+        self.model = model.eval()
+        self.device, self.dtype = device, dtype
+        self.output = Path(output) if output is not None else None
+        self.progress = progress
+        self._check_inputs()
+
+        structures = from_atoms(self.frames, model.species, device=device, dtype=dtype)
+        fixed = torch.as_tensor(fixed_mask(self.frames), device=device)
+        mobile = (~fixed).to(dtype)[:, None]
+        n_mobile = torch.zeros(len(frames), dtype=dtype, device=device).index_add(0, structures.batch, mobile[:, 0])
+        any_fixed = torch.zeros(len(frames), dtype=torch.long, device=device).index_add(
+            0, structures.batch, fixed.to(torch.long)) > 0
+        thermo = settings.thermostat
+        conserves_momentum = thermo is None or thermo.kind == "bussi"
+        self._remove_drift = (~any_fixed) & conserves_momentum
+        n_dof = 3.0 * n_mobile - 3.0 * self._remove_drift.to(dtype)
+        masses = torch.as_tensor(np.concatenate([a.get_masses() for a in self.frames]), dtype=dtype, device=device)
+        self.system = System(structures=structures, masses=masses[:, None], mobile=mobile, n_dof=n_dof,
+                             n_atoms=torch.as_tensor(structures.n_atoms, device=device, dtype=dtype),
+                             periodic=structures.pbc.all(dim=1))
+        self.timestep_fs = settings.timestep_fs or self._suggest_timestep()
+        self.generator = torch.Generator(device=device)
+        self.generator.manual_seed(settings.seed)
+        self.forcefield = VerletForceField(self.model, structures, skin=settings.skin_A,
+                                           stress=settings.ensemble == "npt", mask_bodies=mask_bodies)
+        self.propagator = Propagator(self.system, self.forcefield, self.timestep_fs, thermo, settings.barostat,
+                                     self.generator)
+        self.fingerprint = self._fingerprint()
+        self.replays = 0
+        self._block_length = settings.check_every
+        self._margin_at_start = settings.skin_A
+        self._drift_samples: list[np.ndarray] = []
+        self._writers(resume)
+        self.state = self._initial_state(resume)
+
+    # --- set-up ------------------------------------------------------------------------------
+    def _check_inputs(self) -> None:
+        s = self.settings
+        if s.ensemble == "npt":
+            for k, a in enumerate(self.frames):
+                if not a.pbc.all() or a.cell.rank < 3:
+                    raise ValueError(f"md.barostat needs a periodic cell in all three directions; structure {k} "
+                                     f"has pbc={a.pbc.tolist()} and a cell of rank {a.cell.rank}")
+            if fixed_mask(self.frames).any():
+                raise ValueError("md.barostat cannot be combined with fixed atoms (FixAtoms)")
+
+    def _suggest_timestep(self) -> float:
+        from ..timestep import suggest_timestep
+
+        suggestion = suggest_timestep(self.model, self.frames[0])
+        log.info("no time step given: using %.3f fs = T_min/20 from the Hessian (highest frequency %.1f cm^-1)",
+                 suggestion.timestep_fs, suggestion.max_frequency_cm)
+        return float(suggestion.timestep_fs)
+
+    def _fingerprint(self) -> str:
+        s = asdict(self.settings)
+        for key in ("steps", "log_every", "trajectory_every", "checkpoint_every", "check_every"):
+            s.pop(key)
+        content = {"settings": s, "timestep_fs": self.timestep_fs, "species": self.model.species,
+                   "symbols": [a.get_chemical_formula() for a in self.frames],
+                   "model": _model_digest(self.model)}
+        return hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+    def _writers(self, resume: bool) -> None:
+        self.thermo_log = self.trajectory = None
+        if self.output is None:
+            if resume:
+                raise ValueError("resume needs an output folder holding checkpoint.pt")
+            return
+        self.output.mkdir(parents=True, exist_ok=True)
+        self.checkpoint_path = self.output / "checkpoint.pt"
+        if resume and not self.checkpoint_path.exists():
+            raise FileNotFoundError(f"resume: no checkpoint at {self.checkpoint_path}")
+        self._resume_payload = load_checkpoint(self.checkpoint_path, self.fingerprint) if resume else None
+        if resume:
+            truncate(self.output / "thermo.csv", self._resume_payload["outputs"]["thermo.csv"])
+            truncate(self.output / "trajectory.extxyz", self._resume_payload["outputs"]["trajectory.extxyz"])
+        self.thermo_log = ThermoLog(self.output / "thermo.csv", append=resume)
+        self.trajectory = TrajectoryWriter(self.output / "trajectory.extxyz", append=resume)
+
+    def _initial_state(self, resume: bool) -> MDState:
+        s, system, dev, dt = self.settings, self.system, self.device, self.dtype
+        if resume:
+            payload = self._resume_payload
+            x, p = payload["positions"].to(dev, dt), payload["momenta"].to(dev, dt)
+            cell, step = payload["cell"].to(dev, dt), payload["step"]
+            self.generator.set_state(payload["rng"])
+            self._drift_samples = [np.asarray(v) for v in payload["extra"].get("drift", [])]
+            log.info("resuming at step %d from %s", step, self.checkpoint_path)
+        else:
+            x, cell, step = system.structures.positions, system.structures.cell, 0
+            t_init = s.initial_temperature_K
+            given = np.concatenate([a.get_momenta() for a in self.frames])
+            if t_init is None and not np.any(given) and s.thermostat is not None:
+                t_init = s.thermostat.temperature_K
+            if t_init is not None:
+                p = maxwell_boltzmann(system, t_init, self.generator, self._remove_drift)
+            else:
+                p = torch.as_tensor(given, device=dev, dtype=dt) * system.mobile
+        self.forcefield.rebuild(x, cell)
+        out = self.forcefield.evaluate(x, cell)
+        return MDState(positions=x, momenta=p, cell=cell, forces=out.forces, energy=out.energy,
+                       stress=out.stress, step=step)
+
+    # --- the loop ------------------------------------------------------------------------------
+    def irun(self, steps: int | None = None) -> Iterator[MDState]:
+        """Advance to ``steps`` total steps (default ``settings.steps``), yielding the state at
+        every host check."""
+        target = self.settings.steps if steps is None else steps
+        s = self.settings
+        bar = tqdm(total=target, initial=self.state.step, unit="step", disable=not self.progress,
+                   desc="MD", leave=False)
+        try:
+            while self.state.step < target:
+                n = min(self._block_length, target - self.state.step)
+                if s.checkpoint_every:
+                    n = min(n, s.checkpoint_every - self.state.step % s.checkpoint_every)
+                start, rng = self.state, self.generator.get_state()
+                fresh = self._margin_at_start >= self.forcefield.skin
+                while True:
+                    end, records, frames, (stale, bad, margin) = self._block(start, n)
+                    if not stale:
+                        break
+                    # the list may have missed a pair inside the cutoff: redo the block with a
+                    # fresh list, and with shorter blocks if even a fresh one ran out of skin
+                    self.replays += 1
+                    self.generator.set_state(rng)
+                    if fresh:
+                        if n == 1:
+                            self._diagnose(start, 1, rng, reason="an atom moved more than half the Verlet skin "
+                                           f"(md.skin_A = {s.skin_A} Å) in one step")
+                        n = self._block_length = max(1, n // 2)
+                        log.info("atoms cross the Verlet skin within a block: host checks every %d steps now", n)
+                    self.forcefield.rebuild(start.positions, start.cell)
+                    self._margin_at_start, fresh = self.forcefield.skin, True
+                if bad:
+                    self._diagnose(start, n, rng, reason=None)
+                self.state = end
+                self._flush(records, frames)
+                if s.checkpoint_every and end.step % s.checkpoint_every == 0:
+                    self._checkpoint()
+                bar.update(n)
+                # rebuild ahead of time when the next block would probably exhaust the margin
+                used = self._margin_at_start - margin
+                if margin < 1.5 * used or margin < 0.25 * self.forcefield.skin:
+                    self.forcefield.rebuild(end.positions, end.cell)
+                    self._margin_at_start = self.forcefield.skin
+                else:
+                    self._margin_at_start = margin
+                yield end
+        finally:
+            bar.close()
+
+
+    def _block(self, state: MDState, n: int):
+        """``n`` steps with no host round-trip; one transfer at the end reads the flags."""
+        s, ff = self.settings, self.forcefield
+        limit = s.safety.max_force_eV_A
+        bad = torch.zeros((), dtype=torch.bool, device=self.device)
+        margin = None
+        records, frames = [], []
+        for _ in range(n):
+            state = self.propagator.step(state)
+            f = state.forces
+            bad = bad | ~torch.isfinite(f).all() | ~torch.isfinite(state.energy).all() | (f.abs().amax() > limit)
+            m = ff.margin(state.positions, state.cell).amin()
+            margin = m if margin is None else torch.minimum(margin, m)
+            if s.log_every and state.step % s.log_every == 0:
+                records.append((state.step, self._thermo(state)))
+            if s.trajectory_every and state.step % s.trajectory_every == 0:
+                frames.append(state)
+        close = (ff.min_distance(state.positions, state.cell).amin() < s.safety.min_distance_A)
+        host = torch.stack([margin.to(torch.float64), (bad | close).to(torch.float64)]).cpu().tolist()
+        margin_h, bad_h = host
+        return state, records, frames, (margin_h <= 0.0, bool(bad_h), margin_h)
+
+    def _thermo(self, state: MDState) -> torch.Tensor:
+        """(B, 6): E_pot, E_kin, E_tot (eV), T (K), P (GPa), V (Å^3), still on the device."""
+        ke = kinetic_energy(self.system, state.momenta)
+        volume = torch.linalg.det(state.cell).abs()
+        if state.stress is not None:
+            p = pressure(self.system, state) / units.GPa
+        else:
+            p = torch.full_like(ke, float("nan"))
+        return torch.stack([state.energy, ke, state.energy + ke, temperature(self.system, state.momenta), p,
+                            torch.where(self.system.periodic, volume, torch.nan)], dim=1)
+
+    def _flush(self, records, frames) -> None:
+        if records:
+            steps = [r[0] for r in records]
+            values = torch.stack([r[1] for r in records]).cpu().numpy()  # (k, B, 6)
+            if self.settings.ensemble == "nve":
+                n_atoms = self.system.n_atoms.cpu().numpy()
+                t_ps = np.asarray(steps, dtype=float) * self.timestep_fs / 1000.0
+                for k in range(len(steps)):
+                    self._drift_samples.append(np.concatenate([[t_ps[k]], values[k, :, 2] / n_atoms]))
+            if self.thermo_log is not None:
+                rows = []
+                for step, v in zip(steps, values):
+                    for b in range(v.shape[0]):
+                        rows.append((step, step * self.timestep_fs, b, *v[b]))
+                self.thermo_log.append(rows)
+        if frames and self.trajectory is not None:
+            self.trajectory.append([a for st in frames for a in self.to_atoms(st)])
+
+    def _checkpoint(self) -> None:
+        if self.output is None:
+            return
+        st = self.state
+        save_checkpoint(self.checkpoint_path, positions=st.positions, momenta=st.momenta, cell=st.cell,
+                        step=st.step, generator=self.generator, fingerprint=self.fingerprint,
+                        outputs={"thermo.csv": self.thermo_log.size(), "trajectory.extxyz": self.trajectory.size()},
+                        extra={"drift": [v.tolist() for v in self._drift_samples]})
+
+    def _diagnose(self, start: MDState, n: int, rng, reason: str | None):
+        """Replay a bad block one step at a time (fresh list every step) to find the first bad
+        step; keep the state before it and raise :class:`MDBlowUp`."""
+        s, ff = self.settings, self.forcefield
+        self.generator.set_state(rng)
+        state = start
+        for _ in range(n):
+            ff.rebuild(state.positions, state.cell)
+            new = self.propagator.step(state)
+            problem = None
+            f = new.forces
+            if not (torch.isfinite(f).all() and torch.isfinite(new.energy).all()):
+                bad_atoms = torch.nonzero(~torch.isfinite(f).all(dim=1)).flatten()[:10].tolist()
+                problem = f"non-finite energy or forces (atoms {bad_atoms})"
+            else:
+                norm = torch.linalg.vector_norm(f, dim=1)
+                worst = int(norm.argmax())
+                dmin = float(ff.min_distance(new.positions, new.cell).amin())
+                if float(norm[worst]) > s.safety.max_force_eV_A:
+                    problem = (f"force {float(norm[worst]):.3g} eV/Å on atom {worst} exceeds "
+                               f"safety.max_force_eV_A = {s.safety.max_force_eV_A}")
+                elif dmin < s.safety.min_distance_A:
+                    problem = (f"two atoms came {dmin:.3f} Å apart, closer than safety.min_distance_A = "
+                               f"{s.safety.min_distance_A}")
+            if problem:
+                self._blow_up(state, new.step, problem)
+            state = new
+        if reason:
+            self._blow_up(state, state.step, reason)
+        raise RuntimeError("a block flagged as bad replayed cleanly: the dynamics are not reproducible")
+
+    def _blow_up(self, last_good: MDState, step: int, problem: str):
+        atoms = self.to_atoms(last_good)
+        where = ""
+        if self.output is not None:
+            path = write_atoms(self.output / "last_good.extxyz", atoms)
+            where = f"; the last good state (step {last_good.step}) is in {path}"
+        self.state = last_good
+        raise MDBlowUp(f"MD stopped at step {step} (t = {step * self.timestep_fs:.1f} fs): {problem}{where}. "
+                       f"Try a smaller md.timestep_fs (now {self.timestep_fs:.3g} fs) or check the model in "
+                       "this region of configuration space.", last_good=atoms, step=last_good.step)
+
+    def run(self, steps: int | None = None) -> MDResult:
+        """Run to the end; returns :class:`MDResult` (and writes ``md.json`` and ``thermo.png``)."""
+        first = self.state.step
+        t0 = time.perf_counter()
+        for _ in self.irun(steps):
+            pass
+        wall = time.perf_counter() - t0
+        done = self.state.step - first
+        result = MDResult(atoms=self.to_atoms(self.state), timestep_fs=self.timestep_fs, steps=self.state.step,
+                          rebuilds=self.forcefield.rebuilds, replays=self.replays,
+                          atom_steps_per_s=done * len(self.system.masses) / wall if done and wall > 0 else 0.0,
+                          drift=self.drift())
+        for d in result.drift:
+            log.info("NVE drift %.3g meV/atom/ps over %.2f ps (fluctuation %.3g meV/atom)%s",
+                     d.drift_meV_per_atom_ps, d.duration_ps, d.fluctuation_meV_per_atom,
+                     "; GROWING with time" if d.growing else "")
+        if self.output is not None:
+            if self.settings.checkpoint_every:
+                self._checkpoint()
+            outputs = {"thermo": str(self.output / "thermo.csv"), "trajectory": str(self.output / "trajectory.extxyz"),
+                       "checkpoint": str(self.checkpoint_path)}
+            if self.thermo_log is not None and self.thermo_log.size() > 100:
+                outputs["plot"] = str(thermo_plot(self.output / "thermo.csv", self.output / "thermo.png"))
+            result.outputs = outputs
+            from ..atomic_files import atomic_path
+
+            with atomic_path(self.output / "md.json") as tmp:
+                tmp.write_text(json.dumps(result.summary(), indent=2))
+        return result
+
+    def drift(self) -> list[DriftReport]:
+        """NVE energy drift per structure from the logged total energies (needs >= 8 samples)."""
+        if self.settings.ensemble != "nve" or len(self._drift_samples) < 8:
+            return []
+        data = np.stack(self._drift_samples)
+        return [energy_drift(data[:, 0], data[:, 1 + b]) for b in range(data.shape[1] - 1)]
+
+    def to_atoms(self, state: MDState | None = None) -> list[Atoms]:
+        """The structures of ``state`` (default: the current one) as ASE ``Atoms`` with momenta."""
+        state = state or self.state
+        pos = state.positions.detach().cpu().numpy()
+        mom = state.momenta.detach().cpu().numpy()
+        cell = state.cell.detach().cpu().numpy()
+        out, start = [], 0
+        for b, a in enumerate(self.frames):
+            n = len(a)
+            atoms = a.copy()
+            atoms.set_positions(pos[start:start + n])
+            atoms.set_momenta(mom[start:start + n], apply_constraint=False)
+            if a.pbc.any():
+                atoms.set_cell(cell[b])
+            atoms.info.update(step=state.step, time_fs=state.step * self.timestep_fs)
+            out.append(atoms)
+            start += n
+        return out
+
+
+def _model_device(model) -> torch.device:
+    try:
+        return next(model.parameters()).device
+    except StopIteration:
+        return torch.device("cpu")
+
+
+def _model_digest(model) -> str:
+    h = hashlib.sha256()
+    for key, value in sorted(model.state_dict().items()):
+        h.update(key.encode())
+        h.update(value.detach().cpu().to(torch.float64).numpy().tobytes())
+    return h.hexdigest()[:16]

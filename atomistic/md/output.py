@@ -1,0 +1,135 @@
+"""What a run writes: thermodynamic log (CSV), trajectory (extxyz), checkpoints, plots.
+
+Log and trajectory are appended at host checks; a checkpoint records how many bytes of each
+were written, so a resumed run first cuts them back to that point and nothing is duplicated.
+Checkpoints are written atomically and load with ``torch.load(weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from ase import Atoms
+from ase.io import write
+
+from ..atomic_files import CheckpointMismatch, atomic_path
+
+THERMO_FIELDS = ("step", "time_fs", "structure", "potential_energy_eV", "kinetic_energy_eV", "total_energy_eV",
+                 "temperature_K", "pressure_GPa", "volume_A3")
+CHECKPOINT_VERSION = 1
+
+
+class ThermoLog:
+    """``thermo.csv``: one row per structure per logged step (columns :data:`THERMO_FIELDS`)."""
+
+    def __init__(self, path: Path, append: bool):
+        self.path = path
+        if not append or not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with open(path, "w", newline="") as f:
+                csv.writer(f).writerow(THERMO_FIELDS)
+
+    def append(self, rows: list[tuple]) -> None:
+        buf = io.StringIO()
+        w = csv.writer(buf)
+        for row in rows:
+            w.writerow([row[0], f"{row[1]:.6g}", row[2]] + [f"{v:.10g}" for v in row[3:]])
+        with open(self.path, "a", newline="") as f:
+            f.write(buf.getvalue())
+
+    def size(self) -> int:
+        return self.path.stat().st_size
+
+
+class TrajectoryWriter:
+    """``trajectory.extxyz``: frames with positions, momenta, cell, step and time."""
+
+    def __init__(self, path: Path, append: bool):
+        self.path = path
+        if not append and path.exists():
+            path.unlink()
+
+    def append(self, frames: list[Atoms]) -> None:
+        if frames:
+            with open(self.path, "a") as f:
+                write(f, frames, format="extxyz")
+
+    def size(self) -> int:
+        return self.path.stat().st_size if self.path.exists() else 0
+
+
+def truncate(path: Path, size: int) -> None:
+    """Cut ``path`` back to ``size`` bytes (what the checkpoint saw)."""
+    if path.exists():
+        with open(path, "r+b") as f:
+            f.truncate(size)
+
+
+def save_checkpoint(path: Path, *, positions, momenta, cell, step: int, generator: torch.Generator,
+                    fingerprint: str, outputs: dict[str, int], extra: dict | None = None) -> None:
+    """Atomically write the state needed to continue the run bit for bit."""
+    payload = {
+        "version": CHECKPOINT_VERSION,
+        "positions": positions.detach().cpu(),
+        "momenta": momenta.detach().cpu(),
+        "cell": cell.detach().cpu(),
+        "step": int(step),
+        "rng": generator.get_state().cpu(),
+        "fingerprint": fingerprint,
+        "outputs": json.dumps(outputs),
+        "extra": json.dumps(extra or {}),
+    }
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+
+
+def load_checkpoint(path: Path, fingerprint: str) -> dict:
+    """Read a checkpoint written by :func:`save_checkpoint` for the same run settings."""
+    payload = torch.load(path, weights_only=True, map_location="cpu")
+    if payload.get("version") != CHECKPOINT_VERSION:
+        raise CheckpointMismatch(f"{path}: checkpoint version {payload.get('version')!r}, expected {CHECKPOINT_VERSION}")
+    if payload["fingerprint"] != fingerprint:
+        raise CheckpointMismatch(f"{path}: written by a run with other settings, model or atoms; "
+                                 "start a new run (or remove the checkpoint)")
+    payload["outputs"] = json.loads(payload["outputs"])
+    payload["extra"] = json.loads(payload["extra"])
+    return payload
+
+
+def thermo_plot(csv_path: Path, png_path: Path) -> Path:
+    """Energies, temperature and (if any) pressure against time, one PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    data = np.genfromtxt(csv_path, delimiter=",", names=True)
+    data = np.atleast_1d(data)
+    panels = [("total_energy_eV", "E_tot (eV)"), ("potential_energy_eV", "E_pot (eV)"), ("temperature_K", "T (K)")]
+    if np.isfinite(data["pressure_GPa"]).any():
+        panels.append(("pressure_GPa", "P (GPa)"))
+    fig, axes = plt.subplots(len(panels), 1, figsize=(6, 2.0 * len(panels)), sharex=True)
+    for s in np.unique(data["structure"]).astype(int)[:8]:
+        rows = data[data["structure"] == s]
+        for ax, (key, label) in zip(axes, panels):
+            ax.plot(rows["time_fs"] / 1000.0, rows[key], lw=0.8)
+            ax.set_ylabel(label)
+    axes[-1].set_xlabel("time (ps)")
+    fig.tight_layout()
+    with atomic_path(png_path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+    return png_path
+
+
+def write_atoms(path: Path, frames: list[Atoms]) -> Path:
+    """Atomically write ``frames`` to extxyz."""
+    with atomic_path(path) as tmp:
+        write(os.fspath(tmp), frames, format="extxyz")
+    return path
