@@ -46,9 +46,20 @@ class Ensemble(nn.Module):
         return len(self.members)
 
     def atomic_energies(self, positions, cell_per_atom, species, neighbors, centres=slice(None)):
-        """Mean per-atom energy of the members, eV: the ensemble is itself an energy model."""
-        e = [m.atomic_energies(positions, cell_per_atom, species, neighbors, centres) for m in self.members]
-        return torch.stack(e).mean(0)
+        """Mean per-atom energy of the members, eV: the ensemble is itself an energy model.
+
+        Members with the same descriptor settings share one descriptor evaluation (the costly
+        part), so an M-member committee costs far less than M models.
+        """
+        first = self.members[0]
+        if any(m._compiled is not None for m in self.members) or any(
+                m.descriptor_settings != first.descriptor_settings for m in self.members[1:]):
+            e = [m.atomic_energies(positions, cell_per_atom, species, neighbors, centres) for m in self.members]
+            return torch.stack(e).mean(0)
+        cell = cell_per_atom if cell_per_atom.dim() == 2 else cell_per_atom[centres]
+        g = first.raw_features(positions, positions[centres], cell, species, neighbors.index[centres],
+                               neighbors.shift[centres], neighbors.mask[centres], neighbors.n_angular)
+        return torch.stack([m.readout(g, species[centres]) for m in self.members]).mean(0)
 
 
 @dataclass

@@ -100,6 +100,10 @@ class BPPotential(nn.Module):
                      mask: torch.Tensor, n_angular: int) -> torch.Tensor:
         """The energy path as a pure tensor function of one block of neighbour-table rows, eV."""
         g = self.raw_features(positions, centre_positions, cell, species, index, shift, mask, n_angular)
+        return self.readout(g, centre_species)
+
+    def readout(self, g: torch.Tensor, centre_species: torch.Tensor) -> torch.Tensor:
+        """Per-atom energies, eV, from unstandardised descriptors ``g`` (n_centres, n_features)."""
         x = (g - self.feature_mean[centre_species]) / self.feature_std[centre_species]
         if len(self.networks) == 1:
             out = self.networks[0](x).squeeze(-1)

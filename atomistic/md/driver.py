@@ -193,6 +193,7 @@ class MolecularDynamics:
             cell, step = payload["cell"].to(dev, dt), payload["step"]
             self.generator.set_state(payload["rng"])
             self._drift_samples = [np.asarray(v) for v in payload["extra"].get("drift", [])]
+            self._block_length = payload["extra"].get("block_length", s.check_every)
             log.info("resuming at step %d from %s", step, self.checkpoint_path)
         else:
             x, cell, step = system.structures.positions, system.structures.cell, 0
@@ -244,12 +245,14 @@ class MolecularDynamics:
                     self._diagnose(start, n, rng, reason=None)
                 self.state = end
                 self._flush(records, frames)
-                if s.checkpoint_every and end.step % s.checkpoint_every == 0:
+                checkpoint = bool(s.checkpoint_every) and end.step % s.checkpoint_every == 0
+                if checkpoint:
                     self._checkpoint()
                 bar.update(n)
-                # rebuild ahead of time when the next block would probably exhaust the margin
+                # rebuild ahead of time when the next block would probably exhaust the margin;
+                # always at a checkpoint, so that a resumed run sums in the same order (bit for bit)
                 used = self._margin_at_start - margin
-                if margin < 1.5 * used or margin < 0.25 * self.forcefield.skin:
+                if checkpoint or margin < 1.5 * used or margin < 0.25 * self.forcefield.skin:
                     self.forcefield.rebuild(end.positions, end.cell)
                     self._margin_at_start = self.forcefield.skin
                 else:
@@ -317,7 +320,8 @@ class MolecularDynamics:
         save_checkpoint(self.checkpoint_path, positions=st.positions, momenta=st.momenta, cell=st.cell,
                         step=st.step, generator=self.generator, fingerprint=self.fingerprint,
                         outputs={"thermo.csv": self.thermo_log.size(), "trajectory.extxyz": self.trajectory.size()},
-                        extra={"drift": [v.tolist() for v in self._drift_samples]})
+                        extra={"drift": [v.tolist() for v in self._drift_samples],
+                               "block_length": self._block_length})
 
     def _diagnose(self, start: MDState, n: int, rng, reason: str | None):
         """Replay a bad block one step at a time (fresh list every step) to find the first bad

@@ -126,8 +126,7 @@ class MDSettings:
         if self.initial_temperature_K is not None and not (
                 isinstance(self.initial_temperature_K, (int, float)) and self.initial_temperature_K >= 0):
             raise ValueError(f"md.initial_temperature_K must be >= 0 K, got {self.initial_temperature_K!r}")
-        if not (isinstance(self.skin_A, (int, float)) and self.skin_A >= 0 and math.isfinite(self.skin_A)):
-            raise ValueError(f"md.skin_A must be a length >= 0 Å, got {self.skin_A!r}")
+        _positive("md.skin_A", self.skin_A)
         if not isinstance(self.check_every, int) or self.check_every < 1:
             raise ValueError(f"md.check_every must be an integer >= 1, got {self.check_every!r}")
         for name in ("log_every", "trajectory_every", "checkpoint_every"):
