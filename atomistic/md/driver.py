@@ -226,7 +226,15 @@ class MolecularDynamics:
                 start, rng = self.state, self.generator.get_state()
                 fresh = self._margin_at_start >= self.forcefield.skin
                 while True:
-                    end, records, frames, (stale, bad, margin) = self._block(start, n)
+                    end, records, frames, (stale, bad, margin, overflow) = self._block(start, n)
+                    if overflow:  # a compacted row outgrew its width: wider tables, same block again
+                        self.forcefield.slack *= 2.0
+                        self.generator.set_state(rng)
+                        self.forcefield.rebuild(start.positions, start.cell)
+                        self._margin_at_start, fresh = self.forcefield.skin, True
+                        self.replays += 1
+                        log.debug("neighbour table overflow: slack now %.2f", self.forcefield.slack)
+                        continue
                     if not stale:
                         break
                     # the list may have missed a pair inside the cutoff: redo the block with a
@@ -267,10 +275,12 @@ class MolecularDynamics:
         s, ff = self.settings, self.forcefield
         limit = s.safety.max_force_eV_A
         bad = torch.zeros((), dtype=torch.bool, device=self.device)
+        overflow = torch.zeros((), dtype=torch.bool, device=self.device)
         margin = None
         records, frames = [], []
         for _ in range(n):
             state = self.propagator.step(state)
+            overflow = overflow | ff.overflow
             f = state.forces
             bad = bad | ~torch.isfinite(f).all() | ~torch.isfinite(state.energy).all() | (f.abs().amax() > limit)
             m = ff.margin(state.positions, state.cell).amin()
@@ -280,9 +290,10 @@ class MolecularDynamics:
             if s.trajectory_every and state.step % s.trajectory_every == 0:
                 frames.append(state)
         close = (ff.min_distance(state.positions, state.cell).amin() < s.safety.min_distance_A)
-        host = torch.stack([margin.to(torch.float64), (bad | close).to(torch.float64)]).cpu().tolist()
-        margin_h, bad_h = host
-        return state, records, frames, (margin_h <= 0.0, bool(bad_h), margin_h)
+        host = torch.stack([margin.to(torch.float64), (bad | close).to(torch.float64),
+                            overflow.to(torch.float64)]).cpu().tolist()
+        margin_h, bad_h, overflow_h = host
+        return state, records, frames, (margin_h <= 0.0, bool(bad_h), margin_h, bool(overflow_h))
 
     def _thermo(self, state: MDState) -> torch.Tensor:
         """(B, 6): E_pot, E_kin, E_tot (eV), T (K), P (GPa), V (Å^3), still on the device."""
