@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .case_file import load_case
-from .config import TrainCase
+from .config import MDCase, TrainCase
 
 __all__ = ["load_case", "run_case"]
 
@@ -23,4 +23,8 @@ def run_case(path: str | Path, *, resume: bool = False, output: str | Path | Non
         from .train_job import run_train
 
         return run_train(case, path.parent, out, resume=resume, progress=progress)
+    if isinstance(case, MDCase):
+        from .md_job import run_md
+
+        return run_md(case, path.parent, out, resume=resume, progress=progress)
     raise NotImplementedError(type(case).__name__)  # unreachable: load_case knows every kind

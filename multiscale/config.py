@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from atomistic.descriptors import DescriptorSettings
+from atomistic.md.settings import MDSettings
 from atomistic.models import NetworkSettings
 from atomistic.recipes import RECIPES
 from atomistic.training.ensemble import EnsembleSettings
@@ -112,4 +113,104 @@ class TrainCase:
             raise ValueError(f"threads must be >= 0, got {self.threads}")
 
 
-CASE_KINDS = {"train": TrainCase}
+@dataclass(frozen=True)
+class PotentialConfig:
+    """A trained model file (relative to the case file) and where to run it."""
+
+    path: str
+    device: str = "cpu"
+
+    def __post_init__(self):
+        if self.device.startswith("cuda"):
+            import torch
+
+            if not torch.cuda.is_available():
+                raise ValueError(f"potential.device {self.device!r}: CUDA is not available here")
+        elif self.device != "cpu":
+            raise ValueError(f"potential.device must be 'cpu' or 'cuda[:n]', got {self.device!r}")
+
+
+CRYSTALS = ("fcc", "bcc", "hcp", "sc", "diamond")
+
+
+@dataclass(frozen=True)
+class StructureConfig:
+    """The atoms: read from ``file`` (any ASE-readable file, relative to the case file; ``index``
+    picks a frame), or built as a ``crystal`` of ``element`` with lattice constant ``a`` (Å),
+    ``repeat`` copies of the (cubic if ``cubic``) cell, and atoms displaced by Gaussian noise of
+    ``rattle_A`` Å. ``replicas`` independent copies run batched (different noise each)."""
+
+    file: str | None = None
+    index: int = -1
+    element: str | None = None
+    crystal: str = "fcc"
+    a: float | None = None
+    cubic: bool = True
+    repeat: tuple[int, int, int] = (1, 1, 1)
+    rattle_A: float = 0.0
+    replicas: int = 1
+    seed: int = 0
+
+    def __post_init__(self):
+        if (self.file is None) == (self.element is None):
+            raise ValueError("structure: give exactly one of 'file' or 'element'")
+        if self.crystal not in CRYSTALS:
+            raise ValueError(f"structure.crystal must be one of {CRYSTALS}, got {self.crystal!r}")
+        if self.a is not None and not self.a > 0:
+            raise ValueError(f"structure.a must be a positive length in Å, got {self.a}")
+        if any(r < 1 for r in self.repeat):
+            raise ValueError(f"structure.repeat must be positive integers, got {list(self.repeat)}")
+        if self.rattle_A < 0:
+            raise ValueError(f"structure.rattle_A must be >= 0 Å, got {self.rattle_A}")
+        if self.replicas < 1:
+            raise ValueError(f"structure.replicas must be >= 1, got {self.replicas}")
+
+
+@dataclass(frozen=True)
+class AnalysisConfig:
+    """Thermodynamics from the logged fluctuations (every ``md.log_every`` steps), after
+    ``equilibration_ps`` (ps) are dropped: ``heat_capacity`` (NVT: Cv from total-energy
+    fluctuations, model noise from the trajectory frames subtracted) and ``compressibility``
+    (NPT: kappa_T from volume fluctuations, with the bulk modulus it implies)."""
+
+    equilibration_ps: float = 1.0
+    heat_capacity: bool = False
+    compressibility: bool = False
+
+    def __post_init__(self):
+        if self.equilibration_ps < 0:
+            raise ValueError(f"analysis.equilibration_ps must be >= 0, got {self.equilibration_ps}")
+
+
+@dataclass(frozen=True)
+class RunOutputConfig:
+    """``dir``: output folder, relative to the working directory (default runs/<name>)."""
+
+    dir: str | None = None
+
+
+@dataclass(frozen=True)
+class MDCase:
+    """kind = "md": molecular dynamics of a structure with a trained model."""
+
+    kind: Literal["md"]
+    name: str
+    potential: PotentialConfig
+    structure: StructureConfig
+    md: MDSettings
+    analysis: AnalysisConfig = field(default_factory=AnalysisConfig)
+    output: RunOutputConfig = field(default_factory=RunOutputConfig)
+    threads: int = 0
+
+    def __post_init__(self):
+        if self.analysis.heat_capacity and self.md.ensemble != "nvt":
+            raise ValueError(f"analysis.heat_capacity needs md.ensemble = 'nvt', got {self.md.ensemble!r}")
+        if self.analysis.compressibility and self.md.ensemble != "npt":
+            raise ValueError(f"analysis.compressibility needs md.ensemble = 'npt', got {self.md.ensemble!r}")
+        if (self.analysis.heat_capacity or self.analysis.compressibility) and not self.md.log_every:
+            raise ValueError("analysis needs logged samples: set md.log_every > 0")
+        if self.threads < 0:
+            raise ValueError(f"threads must be >= 0, got {self.threads}")
+
+
+CASE_KINDS = {"train": TrainCase, "md": MDCase}

@@ -278,14 +278,16 @@ class MolecularDynamics:
         overflow = torch.zeros((), dtype=torch.bool, device=self.device)
         margin = None
         records, frames = [], []
+        log_pressure = bool(self.system.periodic.all())
         for _ in range(n):
-            state = self.propagator.step(state)
+            logged = bool(s.log_every) and (state.step + 1) % s.log_every == 0
+            state = self.propagator.step(state, stress=logged and log_pressure)
             overflow = overflow | ff.overflow
             f = state.forces
             bad = bad | ~torch.isfinite(f).all() | ~torch.isfinite(state.energy).all() | (f.abs().amax() > limit)
             m = ff.margin(state.positions, state.cell).amin()
             margin = m if margin is None else torch.minimum(margin, m)
-            if s.log_every and state.step % s.log_every == 0:
+            if logged:
                 records.append((state.step, self._thermo(state)))
             if s.trajectory_every and state.step % s.trajectory_every == 0:
                 frames.append(state)

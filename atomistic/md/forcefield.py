@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 class VerletForceField:
     """Energy, forces and (optionally) stress of ``structures`` under ``model``.
 
-    ``skin`` Å; ``stress`` asks for the virial stress at every evaluation (NPT needs it).
+    ``skin`` Å; ``stress``: compute the virial stress by default (NPT needs it every step).
     """
 
     def __init__(self, model, structures: Structures, *, skin: float = 1.0, stress: bool = False,
@@ -122,13 +122,14 @@ class VerletForceField:
         table = Neighbors(index[:, :width], shift[:, :width], mask[:, :width], wa, self.model.cutoff)
         return table, overflow
 
-    def evaluate(self, positions: torch.Tensor, cell: torch.Tensor) -> Prediction:
+    def evaluate(self, positions: torch.Tensor, cell: torch.Tensor, stress: bool | None = None) -> Prediction:
         """Energy (B,) eV, forces (n, 3) eV/Å, stress (B, 3, 3) eV/Å^3 if asked, at these
         positions and cells, with the current list (call :meth:`rebuild` first). The table
         overflow flag of this evaluation is kept in :attr:`overflow` (a device tensor)."""
         table, self.overflow = self.compact(positions.detach(), cell.detach())
         s = replace(self.template, positions=positions, cell=cell)
-        return predict(self.model, s, table, forces=True, stress=self.stress, chunk_size=self.chunk_size)
+        stress = self.stress if stress is None else stress
+        return predict(self.model, s, table, forces=True, stress=stress, chunk_size=self.chunk_size)
 
     def min_distance(self, positions: torch.Tensor, cell: torch.Tensor) -> torch.Tensor:
         """(B,) closest distance between two atoms within the list, Å (inf if none)."""

@@ -44,7 +44,8 @@ class Propagator:
             # freedom per structure: the sum of squares of exactly that many of the normals drawn
             self._chi_mask = _first_k_mask(system, (system.n_dof - 1).clamp(min=0))
 
-    def step(self, state: MDState) -> MDState:
+    def step(self, state: MDState, stress: bool = False) -> MDState:
+        """One step; ``stress``: also compute the virial stress (always done under a barostat)."""
         dt, f = self.dt, self.system.mobile
         log_strain = self._barostat_strain(state) if self.barostat is not None else None
         p = state.momenta + 0.5 * dt * state.forces * f
@@ -55,7 +56,7 @@ class Propagator:
         cell = state.cell
         if log_strain is not None:
             x, p, cell = cell_rescaling(self.system, x, p, cell, log_strain)
-        out = self.forcefield.evaluate(x, cell)
+        out = self.forcefield.evaluate(x, cell, stress=stress or self.barostat is not None)
         p = p + 0.5 * dt * out.forces * f
         return MDState(positions=x, momenta=p, cell=cell, forces=out.forces, energy=out.energy,
                        stress=out.stress, step=state.step + 1)
