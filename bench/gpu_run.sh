@@ -8,6 +8,9 @@ BENCH_ARGS=${BENCH_ARGS:-}
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
 python3 -c "import torch, vesin_torch; print('torch', torch.__version__, torch.cuda.is_available())"
 timeout 120 python3 bench/gpu_check.py --out "$OUT/gpu_check.json"
+timeout 240 python3 bench/gpu_md_check.py --out "$OUT/gpu_md_check.json"
+timeout 300 python3 bench/md_throughput.py --device cuda --sizes 108 1372 10976 108000 1048576 \
+    --json "$OUT/md_cuda.json" 2>&1 | tee "$OUT/md_cuda.md"
 timeout 420 python3 bench/energy_forces.py --device cuda --dtype float32 \
     --sizes 256 2048 16384 131072 1048576 --peak-tflops 51 --bandwidth-tbs 3.0 $BENCH_ARGS \
     --json "$OUT/bench_cuda.json" 2>&1 | tee "$OUT/bench_cuda.md"

@@ -15,7 +15,6 @@ device: a step never waits for the host.
 from __future__ import annotations
 
 import math
-from dataclasses import replace
 
 import torch
 from ase import units
@@ -45,7 +44,8 @@ class Propagator:
             self._chi_mask = _first_k_mask(system, (system.n_dof - 1).clamp(min=0))
 
     def step(self, state: MDState, stress: bool = False) -> MDState:
-        """One step; ``stress``: also compute the virial stress (always done under a barostat)."""
+        """One step; ``stress``: also compute the virial stress (always done under a barostat, and
+        whenever the force field's ``stress`` default is on)."""
         dt, f = self.dt, self.system.mobile
         log_strain = self._barostat_strain(state) if self.barostat is not None else None
         p = state.momenta + 0.5 * dt * state.forces * f
@@ -56,7 +56,7 @@ class Propagator:
         cell = state.cell
         if log_strain is not None:
             x, p, cell = cell_rescaling(self.system, x, p, cell, log_strain)
-        out = self.forcefield.evaluate(x, cell, stress=stress or self.barostat is not None)
+        out = self.forcefield.evaluate(x, cell, stress=True if stress or self.barostat is not None else None)
         p = p + 0.5 * dt * out.forces * f
         return MDState(positions=x, momenta=p, cell=cell, forces=out.forces, energy=out.energy,
                        stress=out.stress, step=state.step + 1)
