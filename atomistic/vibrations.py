@@ -103,13 +103,15 @@ def rigid_vectors(atoms: Atoms, indices: np.ndarray, masses: np.ndarray) -> np.n
     return u[:, s > 1e-6 * s.max()].T  # a linear molecule has only two rotations
 
 
-def normal_modes(model, atoms: Atoms, *, indices=None, device=None) -> Modes:
+def normal_modes(model, atoms: Atoms, *, indices=None, project_rigid: bool = True, device=None) -> Modes:
     """Frequencies (cm^-1) and normal modes of ``atoms`` under ``model`` (see module docstring).
 
-    ``indices``: the atoms that vibrate (default: all not fixed by ``FixAtoms``).
+    ``indices``: the atoms that vibrate (default: all not fixed by ``FixAtoms``);
+    ``project_rigid=False`` keeps every mode (for a surface that is not translation invariant,
+    such as an external field or the analytic surfaces of :mod:`atomistic.analytic`).
     """
     h, masses, indices = mass_weighted_hessian(model, atoms, indices, device)
-    rigid = rigid_vectors(atoms, indices, masses)
+    rigid = rigid_vectors(atoms, indices, masses) if project_rigid else np.zeros((0, h.shape[0]))
     if len(rigid):
         # an orthonormal basis of the complement of the rigid motions
         q, _ = np.linalg.qr(np.concatenate([rigid.T, np.eye(h.shape[0])], axis=1))
