@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 from ase import Atoms, units
 from scipy import optimize
 
@@ -40,7 +39,10 @@ def test_analytic_surfaces_forces_and_hessians_through_the_model_interface():
     assert abs(h[0, 3]) < 1e-14  # independent particles
 
 
-def mb_numpy(xy, mb=MuellerBrown()):
+MB = MuellerBrown(energy_eV=0.002, length_A=1.0, k_z_eV_A2=1.0, symbol="H")
+
+
+def mb_numpy(xy, mb=MB):
     x, y = xy[0] / mb.length_A, xy[1] / mb.length_A
     return mb.energy_eV * sum(A * np.exp(a * (x - x0) ** 2 + b * (x - x0) * (y - y0) + c * (y - y0) ** 2)
                               for A, a, b, c, x0, y0 in zip(mb.A, mb.a, mb.b, mb.c, mb.x0, mb.y0))
@@ -73,7 +75,7 @@ def test_htst_matches_the_analytic_harmonic_rate():
     ours = htst_rate(t, 0.25, minimum.frequencies_cm, saddle.frequencies_cm)
     assert ours == pytest.approx(analytic, rel=1e-6)
 
-    mb = MuellerBrown(energy_eV=0.002, length_A=1.0, k_z_eV_A2=1.0, symbol="H")
+    mb = MB
     r = optimize.minimize(mb_numpy, [-0.56, 1.44], tol=1e-12).x
     s = optimize.root(lambda p: optimize.approx_fprime(p, mb_numpy, 1e-7), [-0.82, 0.62], tol=1e-12).x
     kr, ks = np.linalg.eigvalsh(fd_hessian(mb_numpy, r)), np.linalg.eigvalsh(fd_hessian(mb_numpy, s))
