@@ -48,6 +48,47 @@ class FireSettings:
             raise ValueError(f"fire.f_dec must be in (0, 1) and fire.f_alpha in (0, 1], got {self.f_dec}, {self.f_alpha}")
 
 
+class Fire:
+    """FIRE state for rows of a generalised coordinate (atoms, strain rows, NEB images ...) that
+    fall into ``n_groups`` independent minimisations (``group``: (rows,) long)."""
+
+    def __init__(self, settings: FireSettings, group: torch.Tensor, n_groups: int, like: torch.Tensor):
+        self.s, self.group, self.n_groups = settings, group, n_groups
+        self.v = torch.zeros_like(like)
+        kw = {"dtype": like.dtype, "device": like.device}
+        self.dt = torch.full((n_groups,), settings.dt, **kw)
+        self.alpha = torch.full((n_groups,), settings.alpha_start, **kw)
+        self.n_pos = torch.zeros(n_groups, dtype=torch.long, device=like.device)
+
+    def _sum(self, per_row: torch.Tensor) -> torch.Tensor:
+        return torch.zeros(self.n_groups, dtype=per_row.dtype, device=per_row.device).index_add(0, self.group, per_row)
+
+    def step(self, forces: torch.Tensor, active: torch.Tensor | None = None) -> torch.Tensor:
+        """Displacement (rows, 3) for these forces; groups with ``active`` False do not move."""
+        s, g = self.s, self.group
+        power = self._sum((forces * self.v).sum(1))
+        f_norm = torch.sqrt(self._sum((forces * forces).sum(1)))
+        v_norm = torch.sqrt(self._sum((self.v * self.v).sum(1)))
+        uphill = power <= 0
+        mix = torch.where(uphill, torch.zeros_like(self.alpha), self.alpha * v_norm / f_norm.clamp(min=1e-300))
+        keep = torch.where(uphill, torch.zeros_like(self.alpha), 1.0 - self.alpha)
+        self.v = keep[g, None] * self.v + mix[g, None] * forces
+        grow = (~uphill) & (self.n_pos > s.n_min)
+        self.dt = torch.where(uphill, self.dt * s.f_dec, torch.where(grow, torch.clamp(self.dt * s.f_inc, max=s.dt_max),
+                                                                     self.dt))
+        self.alpha = torch.where(uphill, torch.full_like(self.alpha, s.alpha_start),
+                                 torch.where(grow, self.alpha * s.f_alpha, self.alpha))
+        self.n_pos = torch.where(uphill, torch.zeros_like(self.n_pos), self.n_pos + 1)
+        self.v = self.v + self.dt[g, None] * forces
+        dr = self.dt[g, None] * self.v
+        largest = torch.zeros(self.n_groups, dtype=dr.dtype, device=dr.device).scatter_reduce(
+            0, g, torch.linalg.vector_norm(dr, dim=1), "amax")
+        scale = torch.clamp(s.max_step_A / largest.clamp(min=1e-300), max=1.0)
+        if active is not None:
+            scale = scale * active.to(scale.dtype)
+        return scale[g, None] * dr
+
+
 @dataclass
 class RelaxResult:
     """Relaxed copies of the input (``atoms``), their energies (eV), largest remaining
@@ -119,48 +160,19 @@ def relax(model, atoms: Atoms | Sequence[Atoms], *, fmax: float = 0.01, max_step
             worst = torch.maximum(worst, torch.linalg.vector_norm(g_eps, dim=2).amax(1))
         return worst
 
-    v_pos, v_eps = torch.zeros_like(ref), torch.zeros_like(eps)
-    dt = torch.full((n_struct,), fire.dt, dtype=dtype, device=device)
-    alpha = torch.full((n_struct,), fire.alpha_start, dtype=dtype, device=device)
-    n_pos = torch.zeros(n_struct, dtype=torch.long, device=device)
+    # strain rows (3 per structure) join the atoms as extra rows of one FIRE state per structure
+    rows_group = torch.cat([batch, torch.arange(n_struct, device=device).repeat_interleave(3)]) if cell else batch
     energy, g_pos, g_eps, x, h = evaluate(ref, eps)
+    optimizer = Fire(fire, rows_group, n_struct, torch.cat([g_pos, g_eps.reshape(-1, 3)]) if cell else g_pos)
     worst = max_force(g_pos, g_eps)
     step = 0
     bar = tqdm(total=max_steps, desc="FIRE", disable=not progress, leave=False)
     while step < max_steps and bool((worst >= fmax).any()):
-        active = (worst >= fmax).to(dtype)  # converged structures stay put
-        # P = F.v per structure (positions and strain together)
-        power = torch.zeros(n_struct, dtype=dtype, device=device).index_add(0, batch, (g_pos * v_pos).sum(1))
-        f_norm2 = torch.zeros(n_struct, dtype=dtype, device=device).index_add(0, batch, (g_pos * g_pos).sum(1))
-        v_norm2 = torch.zeros(n_struct, dtype=dtype, device=device).index_add(0, batch, (v_pos * v_pos).sum(1))
+        forces = torch.cat([g_pos, g_eps.reshape(-1, 3)]) if cell else g_pos
+        d = optimizer.step(forces, active=worst >= fmax)  # converged structures stay put
+        ref = ref + d[: len(ref)]
         if cell:
-            power = power + (g_eps * v_eps).sum((1, 2))
-            f_norm2 = f_norm2 + (g_eps * g_eps).sum((1, 2))
-            v_norm2 = v_norm2 + (v_eps * v_eps).sum((1, 2))
-        uphill = power <= 0
-        mix = alpha * torch.sqrt(v_norm2) / torch.sqrt(f_norm2).clamp(min=1e-300)
-        keep = torch.where(uphill, torch.zeros_like(alpha), 1.0 - alpha)
-        mix = torch.where(uphill, torch.zeros_like(mix), mix)
-        v_pos = keep[batch, None] * v_pos + mix[batch, None] * g_pos
-        v_eps = keep[:, None, None] * v_eps + mix[:, None, None] * g_eps if cell else v_eps
-        grow = (~uphill) & (n_pos > fire.n_min)
-        dt = torch.where(uphill, dt * fire.f_dec, torch.where(grow, torch.clamp(dt * fire.f_inc, max=fire.dt_max), dt))
-        alpha = torch.where(uphill, torch.full_like(alpha, fire.alpha_start), torch.where(grow, alpha * fire.f_alpha, alpha))
-        n_pos = torch.where(uphill, torch.zeros_like(n_pos), n_pos + 1)
-        v_pos = v_pos + dt[batch, None] * g_pos
-        dr = dt[batch, None] * v_pos
-        if cell:
-            v_eps = v_eps + dt[:, None, None] * g_eps
-            de = dt[:, None, None] * v_eps
-        # no atom (and no strain component) moves more than max_step per step
-        largest = torch.zeros(n_struct, dtype=dtype, device=device).scatter_reduce(
-            0, batch, torch.linalg.vector_norm(dr, dim=1), "amax")
-        if cell:
-            largest = torch.maximum(largest, de.abs().amax((1, 2)))
-        scale = torch.clamp(fire.max_step_A / largest.clamp(min=1e-300), max=1.0) * active
-        ref = ref + scale[batch, None] * dr
-        if cell:
-            eps = eps + scale[:, None, None] * de
+            eps = eps + d[len(ref):].reshape(-1, 3, 3)
         energy, g_pos, g_eps, x, h = evaluate(ref, eps)
         worst = max_force(g_pos, g_eps)
         step += 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .case_file import load_case
-from .config import MDCase, TrainCase
+from .config import MDCase, ReactionCase, TrainCase, VibrationsCase
 
 __all__ = ["load_case", "run_case"]
 
@@ -27,4 +27,9 @@ def run_case(path: str | Path, *, resume: bool = False, output: str | Path | Non
         from .md_job import run_md
 
         return run_md(case, path.parent, out, resume=resume, progress=progress)
+    if isinstance(case, (VibrationsCase, ReactionCase)):
+        from . import analysis_jobs
+
+        run = analysis_jobs.run_vibrations if isinstance(case, VibrationsCase) else analysis_jobs.run_reaction
+        return run(case, path.parent, out, resume=resume, progress=progress)
     raise NotImplementedError(type(case).__name__)  # unreachable: load_case knows every kind

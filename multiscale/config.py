@@ -213,4 +213,130 @@ class MDCase:
             raise ValueError(f"threads must be >= 0, got {self.threads}")
 
 
-CASE_KINDS = {"train": TrainCase, "md": MDCase}
+@dataclass(frozen=True)
+class RelaxConfig:
+    """Relax first (FIRE) to ``fmax`` eV/Å; ``cell``: the cell too (periodic structures)."""
+
+    enabled: bool = True
+    fmax: float = 1e-4
+    cell: bool = False
+    max_steps: int = 5000
+
+    def __post_init__(self):
+        if not self.fmax > 0:
+            raise ValueError(f"relax.fmax must be positive (eV/Å), got {self.fmax}")
+
+
+@dataclass(frozen=True)
+class VibrationsCase:
+    """kind = "vibrations": relax, then normal modes from the autograd Hessian."""
+
+    kind: Literal["vibrations"]
+    name: str
+    potential: PotentialConfig
+    structure: StructureConfig
+    relax: RelaxConfig = field(default_factory=RelaxConfig)
+    output: RunOutputConfig = field(default_factory=RunOutputConfig)
+
+    def __post_init__(self):
+        if self.structure.replicas != 1:
+            raise ValueError(f"structure.replicas must be 1 for vibrations, got {self.structure.replicas}")
+
+
+REACTION_RECIPES = ("cu_adatom_hop",)
+
+
+@dataclass(frozen=True)
+class EndpointsConfig:
+    """The two minima: ``initial`` and ``final`` files (relative to the case file, same atoms in
+    the same order), or a built-in ``recipe`` ("cu_adatom_hop": a Cu adatom between two hollow
+    sites of Cu(100), bottom layer fixed)."""
+
+    recipe: str | None = None
+    initial: str | None = None
+    final: str | None = None
+
+    def __post_init__(self):
+        if self.recipe is not None:
+            if self.initial is not None or self.final is not None:
+                raise ValueError("endpoints: give either 'recipe' or both 'initial' and 'final'")
+            if self.recipe not in REACTION_RECIPES:
+                raise ValueError(f"endpoints.recipe must be one of {REACTION_RECIPES}, got {self.recipe!r}")
+        elif self.initial is None or self.final is None:
+            raise ValueError("endpoints: give either 'recipe' or both 'initial' and 'final'")
+
+
+@dataclass(frozen=True)
+class NEBConfig:
+    """Climbing-image NEB: images (endpoints included), spring constant (eV/Å^2), band force
+    tolerance (eV/Å)."""
+
+    n_images: int = 7
+    spring_eV_A2: float = 0.1
+    fmax: float = 0.03
+    max_steps: int = 2000
+
+    def __post_init__(self):
+        if self.n_images < 3:
+            raise ValueError(f"neb.n_images must be >= 3 (endpoints included), got {self.n_images}")
+        if not (self.spring_eV_A2 > 0 and self.fmax > 0):
+            raise ValueError(f"neb.spring_eV_A2 and neb.fmax must be positive, got {self.spring_eV_A2}, {self.fmax}")
+
+
+@dataclass(frozen=True)
+class SaddleConfig:
+    """Refinement of the climbing image with the exact Hessian, to ``fmax`` eV/Å."""
+
+    fmax: float = 1e-3
+    max_steps: int = 100
+
+    def __post_init__(self):
+        if not self.fmax > 0:
+            raise ValueError(f"saddle.fmax must be positive (eV/Å), got {self.fmax}")
+
+
+@dataclass(frozen=True)
+class IRCConfig:
+    """IRC from the refined saddle: arc-length step (amu^1/2 Å) and stopping force (eV/Å)."""
+
+    enabled: bool = True
+    step: float = 0.1
+    fmax: float = 0.01
+
+    def __post_init__(self):
+        if not (self.step > 0 and self.fmax > 0):
+            raise ValueError(f"irc.step and irc.fmax must be positive, got {self.step}, {self.fmax}")
+
+
+@dataclass(frozen=True)
+class RatesConfig:
+    """Harmonic TST at ``temperatures_K``; quantum or classical vibrational partition functions;
+    with an ensemble, a ``confidence`` band from the members."""
+
+    temperatures_K: tuple[float, ...] = (200.0, 300.0, 400.0, 500.0, 600.0, 800.0)
+    quantum: bool = False
+    confidence: float = 0.95
+
+    def __post_init__(self):
+        if not self.temperatures_K or any(not t > 0 for t in self.temperatures_K):
+            raise ValueError(f"rates.temperatures_K must be positive temperatures, got {list(self.temperatures_K)}")
+        if not 0 < self.confidence < 1:
+            raise ValueError(f"rates.confidence must be in (0, 1), got {self.confidence}")
+
+
+@dataclass(frozen=True)
+class ReactionCase:
+    """kind = "reaction": NEB -> refined saddle (one imaginary mode) -> IRC -> TST rates."""
+
+    kind: Literal["reaction"]
+    name: str
+    potential: PotentialConfig
+    endpoints: EndpointsConfig
+    neb: NEBConfig = field(default_factory=NEBConfig)
+    saddle: SaddleConfig = field(default_factory=SaddleConfig)
+    irc: IRCConfig = field(default_factory=IRCConfig)
+    rates: RatesConfig = field(default_factory=RatesConfig)
+    output: RunOutputConfig = field(default_factory=RunOutputConfig)
+
+
+CASE_KINDS = {"train": TrainCase, "md": MDCase, "vibrations": VibrationsCase, "reaction": ReactionCase}
