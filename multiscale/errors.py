@@ -2,9 +2,10 @@
 
 from atomistic.data import DatasetError
 from atomistic.io import ModelFileError
+from atomistic.saddle import SaddleError
 from atomistic.structure import UnknownSpeciesError
 from atomistic.training.trainer import CheckpointMismatch
 
 from .schema import CaseError
 
-INPUT_ERRORS = (CaseError, DatasetError, ModelFileError, UnknownSpeciesError, CheckpointMismatch)
+INPUT_ERRORS = (CaseError, DatasetError, ModelFileError, UnknownSpeciesError, CheckpointMismatch, SaddleError)

@@ -21,13 +21,14 @@ import numpy as np
 import torch
 from ase.io import read
 
-from atomistic.atomic_files import atomic_path
+from atomistic.atomic_files import CheckpointMismatch, atomic_path
 from atomistic.ensemble import Ensemble
 from atomistic.io import load_potential
 from atomistic.md import MolecularDynamics
 from atomistic.thermo import compressibility, heat_capacity, model_noise_variance
 
 from .config import MDCase
+from .schema import CaseError
 from .structures import build_structures
 
 log = logging.getLogger(__name__)
@@ -44,8 +45,13 @@ def run_md(case: MDCase, case_dir: Path, out: Path, *, resume: bool = False, pro
     t0 = time.perf_counter()
     model = load_potential(case_dir / case.potential.path, device=case.potential.device)
     frames = build_structures(case.structure, case_dir)
-    md = MolecularDynamics(model, frames, case.md, device=case.potential.device, output=out, resume=resume,
-                           progress=progress)
+    try:
+        md = MolecularDynamics(model, frames, case.md, device=case.potential.device, output=out, resume=resume,
+                               progress=progress)
+    except (ValueError, FileNotFoundError) as exc:  # settings that do not fit these structures
+        if isinstance(exc, CheckpointMismatch):
+            raise
+        raise CaseError(str(exc)) from None
     log.info("%s: %d structure(s), %d atoms, %s, dt = %.3g fs, %d steps", case.name, len(frames),
              sum(len(a) for a in frames), case.md.ensemble.upper(), md.timestep_fs, case.md.steps)
     result = md.run()
@@ -63,7 +69,7 @@ def _samples(case: MDCase, out: Path) -> dict[str, np.ndarray]:
     keep = data["time_fs"] >= case.analysis.equilibration_ps * 1000.0
     data = data[keep]
     n_structures = int(data["structure"].max()) + 1 if len(data) else 0
-    if len(data) < 20 * max(n_structures, 1):
+    if len(data) < 20 * max(n_structures, 1):  # at least 20 samples per structure
         raise ValueError(f"analysis: only {len(data)} logged samples after analysis.equilibration_ps = "
                          f"{case.analysis.equilibration_ps} ps; run longer or log more often")
     return {k: data[k].reshape(-1, n_structures) for k in ("time_fs", "total_energy_eV", "volume_A3")}
@@ -74,15 +80,17 @@ def analyse(case: MDCase, md: MolecularDynamics, out: Path) -> dict:
     s = _samples(case, out)
     t = case.md.thermostat.temperature_K
     n_atoms = [len(a) for a in md.frames]
-    result = {"temperature_K": t, "samples": int(s["time_fs"].shape[0])}
+    n = int(s["time_fs"].shape[0])
+    n_blocks = max(2, min(20, n // 10))  # blocks of at least 10 samples, at most 20 blocks
+    result = {"temperature_K": t, "samples": n, "blocks": n_blocks}
     if case.analysis.heat_capacity:
         noise = 0.0
         if isinstance(md.model, Ensemble):
             noise = _model_noise(md, out, case.analysis.equilibration_ps)
-        cv = heat_capacity(s["total_energy_eV"], t, n_atoms[0], model_noise_variance=noise)
+        cv = heat_capacity(s["total_energy_eV"], t, n_atoms[0], model_noise_variance=noise, n_blocks=n_blocks)
         result["heat_capacity"] = cv.as_dict() if hasattr(cv, "as_dict") else cv
     if case.analysis.compressibility:
-        kappa = compressibility(s["volume_A3"], t)
+        kappa = compressibility(s["volume_A3"], t, n_blocks=n_blocks)
         result["compressibility"] = kappa.as_dict() if hasattr(kappa, "as_dict") else kappa
     log.info("analysis: %s", json.dumps(result, default=float))
     return result
