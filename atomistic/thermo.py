@@ -6,14 +6,20 @@ compressibility    kappa_T = var(V) / (kB T <V>)                 1/GPa (NPT volu
 Samples are time series, one column per replica of the same system: ``(n_samples,)`` or
 ``(n_samples, n_replicas)``. Error bars come from block averages over time (blocks much longer
 than the correlation time are independent), so correlated series get the larger, right errors.
+``n_blocks`` is either a fixed number of blocks or ``"auto"``: the Flyvbjerg–Petersen blocking
+transformation (J. Chem. Phys. 91, 461, 1989) with the block length chosen by the criterion of
+Lee et al. (Phys. Rev. E 83, 066706, 2011), see :func:`blocking`.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import asdict, dataclass
 
 import numpy as np
 from ase import units
+
+log = logging.getLogger(__name__)
 
 
 def _columns(samples) -> np.ndarray:
@@ -27,13 +33,76 @@ def _columns(samples) -> np.ndarray:
     return x
 
 
-def block_average(series, n_blocks: int = 20) -> tuple[float, float]:
-    """Mean of a time series and its standard error from ``n_blocks`` consecutive blocks.
+@dataclass(frozen=True)
+class Blocking:
+    """Flyvbjerg–Petersen blocking analysis of one time series (units of the series).
 
-    The series is trimmed at the start to a multiple of the block length. Needs at least
-    2 samples per block.
+    mean; error: standard error of the mean at the chosen level; level: halvings applied there;
+    block_length: samples per block there (2**level); errors (n_levels,): the standard error
+    estimated at every level (it grows with the level until the blocks decorrelate, then
+    plateaus); plateau: False when no level met the block-length criterion of :func:`blocking`
+    (the series is too short for its correlation time and ``error`` is that of the last level,
+    likely an underestimate).
+    """
+
+    mean: float
+    error: float
+    level: int
+    block_length: int
+    errors: np.ndarray
+    plateau: bool
+
+
+def blocking(series, *, min_blocks: int = 16) -> Blocking:
+    """Standard error of the mean of a correlated series by the blocking transformation.
+
+    The series is halved repeatedly (neighbouring samples averaged; an odd sample dropped at
+    the start) while at least ``min_blocks`` blocks remain; level ``k`` (blocks of ``B = 2**k``
+    samples) estimates the standard error as ``s_k = sqrt(c0_k / (n_k - 1))``. The chosen level
+    is the first with ``B^3 > 2 n (s_k / s_0)^4`` (Lee, Booth, Drummond and Needs, Phys. Rev. E
+    83, 066706, 2011, as in pyblock): blocks are then long enough that the residual correlation
+    biases the error by less than its own statistical noise. If no level qualifies, the last
+    one is used, ``plateau`` is False and a warning is logged.
     """
     x = np.asarray(series, dtype=float).ravel()
+    if min_blocks < 4:
+        raise ValueError(f"min_blocks must be >= 4, got {min_blocks}")
+    if len(x) < min_blocks:
+        raise ValueError(f"blocking: {len(x)} samples are too few (min_blocks = {min_blocks})")
+    if not np.isfinite(x).all():
+        raise ValueError("blocking: the series contains NaN or infinite values")
+    n, mean = len(x), float(x.mean())
+    errors = []
+    while len(x) >= min_blocks:
+        d = x - x.mean()
+        errors.append(np.sqrt(float(d @ d) / len(x) / (len(x) - 1)))
+        x = x[len(x) % 2:]
+        x = 0.5 * (x[0::2] + x[1::2])
+    errors = np.asarray(errors)
+    ratio4 = (errors / errors[0]) ** 4 if errors[0] > 0 else np.zeros_like(errors)
+    ok = np.flatnonzero((2.0 ** np.arange(len(errors))) ** 3 > 2 * n * ratio4)
+    plateau = len(ok) > 0
+    level = int(ok[0]) if plateau else len(errors) - 1
+    if not plateau:
+        log.warning("blocking: no converged block length in %d levels (%d samples): the series is too "
+                    "short for its correlation time, the error %.3g is likely an underestimate",
+                    len(errors), n, errors[-1])
+    return Blocking(mean, float(errors[level]), level, 2**level, errors, plateau)
+
+
+def block_average(series, n_blocks: int | str = 20) -> tuple[float, float]:
+    """Mean of a time series and its standard error (units of the series).
+
+    ``n_blocks``: the number of consecutive blocks (the series is trimmed at the start to a
+    multiple of the block length; at least 2 samples per block), or ``"auto"`` for the
+    automatic blocking analysis of :func:`blocking`.
+    """
+    x = np.asarray(series, dtype=float).ravel()
+    if isinstance(n_blocks, str):
+        if n_blocks != "auto":
+            raise ValueError(f"n_blocks must be an integer >= 2 or 'auto', got {n_blocks!r}")
+        b = blocking(x)
+        return b.mean, b.error
     if n_blocks < 2:
         raise ValueError(f"n_blocks must be >= 2, got {n_blocks}")
     length = len(x) // n_blocks
@@ -43,8 +112,9 @@ def block_average(series, n_blocks: int = 20) -> tuple[float, float]:
     return float(blocks.mean()), float(blocks.std(ddof=1) / np.sqrt(n_blocks))
 
 
-def fluctuation(samples, n_blocks: int = 20) -> tuple[float, float, float]:
-    """Mean, variance and the variance's standard error of replica time series.
+def fluctuation(samples, n_blocks: int | str = 20) -> tuple[float, float, float]:
+    """Mean, variance and the variance's standard error of replica time series (units of the
+    samples and their square).
 
     Replicas are copies of one system: the variance is pooled over them around the common mean,
     and its error comes from blocks of the replica-averaged squared deviations.
@@ -74,11 +144,12 @@ class HeatCapacity:
 
 
 def heat_capacity(total_energies_eV, temperature_K: float, n_atoms: int, *, model_noise_variance: float = 0.0,
-                  n_blocks: int = 20) -> HeatCapacity:
+                  n_blocks: int | str = 20) -> HeatCapacity:
     """Cv = (var(E) - model_noise_variance) / (kB T^2) from canonical (NVT) total energies.
 
     ``total_energies_eV``: (n_samples,) or (n_samples, n_replicas), kinetic + potential, eV;
-    ``n_atoms``: atoms per replica; ``model_noise_variance``: eV^2, see :func:`model_noise_variance`.
+    ``n_atoms``: atoms per replica; ``model_noise_variance``: eV^2, see :func:`model_noise_variance`;
+    ``n_blocks``: blocks for the error of var(E), or "auto" (:func:`block_average`).
     """
     if not temperature_K > 0:
         raise ValueError(f"temperature_K must be > 0, got {temperature_K}")
@@ -126,8 +197,9 @@ class Compressibility:
         return asdict(self)
 
 
-def compressibility(volumes_A3, temperature_K: float, *, n_blocks: int = 20) -> Compressibility:
-    """kappa_T = var(V) / (kB T <V>) from isothermal-isobaric (NPT) volumes, Å^3."""
+def compressibility(volumes_A3, temperature_K: float, *, n_blocks: int | str = 20) -> Compressibility:
+    """kappa_T = var(V) / (kB T <V>) from isothermal-isobaric (NPT) volumes, Å^3, with its
+    error (``n_blocks``: blocks, or "auto", as in :func:`block_average`); 1/GPa and B in GPa."""
     if not temperature_K > 0:
         raise ValueError(f"temperature_K must be > 0, got {temperature_K}")
     mean, var, err = fluctuation(volumes_A3, n_blocks)

@@ -105,7 +105,7 @@ def run_reaction(case: ReactionCase, case_dir: Path, out: Path, *, resume: bool 
     log.info("NEB: barrier %.4f eV forward, %.4f eV backward (%d steps)", band.barrier_forward_eV,
              band.barrier_backward_eV, band.steps)
     saddle = refine_saddle(model, band.images[band.saddle_index], fmax=case.saddle.fmax,
-                           max_steps=case.saddle.max_steps)
+                           max_steps=case.saddle.max_steps, guess=band.tangent)
     write_atoms(out / "saddle.extxyz", [saddle.atoms])
     report = {"name": case.name, "neb": {"barrier_forward_eV": band.barrier_forward_eV,
                                          "barrier_backward_eV": band.barrier_backward_eV, "steps": band.steps,
@@ -115,7 +115,7 @@ def run_reaction(case: ReactionCase, case_dir: Path, out: Path, *, resume: bool 
                          "barrier_eV": saddle.energy - float(band.energies[0])}}
     minimum = band.images[0]  # the relaxed initial state: the reactant of the forward rate
     if case.irc.enabled:
-        path = irc(model, saddle.atoms, step=case.irc.step, fmax=case.irc.fmax)
+        path = irc(model, saddle.atoms, step=case.irc.step, fmax=case.irc.fmax, modes=saddle.modes)
         write_irc(out / "irc.extxyz", path)
         irc_plot(out / "irc.png", path, title=f"{case.name}: IRC")
         report["irc"] = {"points": len(path.energies), "arc_length_amu05_A": [float(path.arc_length[0]),
