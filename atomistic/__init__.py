@@ -14,8 +14,16 @@ from .ensemble import Ensemble  # noqa: E402
 from .io import ModelFileError, load_potential, read_header, save_potential  # noqa: E402
 from .models import BPPotential, NetworkSettings  # noqa: E402
 from .structure import UnknownSpeciesError  # noqa: E402
+from .irc import irc  # noqa: E402
+from .optimize import relax  # noqa: E402
+from .rates import committee_rates, htst_rate  # noqa: E402
+from .saddle import SaddleError, neb, refine_saddle  # noqa: E402
+from .timestep import suggest_timestep  # noqa: E402
+from .vibrations import normal_modes  # noqa: E402
 
 __all__ = [
     "BPPotential", "DescriptorSettings", "Ensemble", "ModelFileError", "NNPCalculator",
-    "NetworkSettings", "UnknownSpeciesError", "load_potential", "read_header", "save_potential",
+    "NetworkSettings", "SaddleError", "UnknownSpeciesError", "committee_rates", "htst_rate", "irc",
+    "load_potential", "neb", "normal_modes", "read_header", "refine_saddle", "relax", "save_potential",
+    "suggest_timestep",
 ]

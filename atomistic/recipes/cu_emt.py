@@ -157,13 +157,24 @@ def adatom_hop_images(a0: float, n_images: int = 7) -> list[Atoms]:
 
 
 def _hop(rng, a0: float, size: float) -> list[Atoms]:
+    """The converged hop path (9 images), rattled copies of each image, and copies with the
+    adatom alone displaced: low-coordinated adatom sites (bridge, on top of the slope) are rare
+    elsewhere in the data, and the barrier is what rate calculations need most."""
     out = []
-    for im in adatom_hop_images(a0):
-        atoms = im.copy()
-        atoms.set_constraint()
-        atoms.pbc = True
-        atoms.calc = None
-        out.append(atoms)
+    for im in adatom_hop_images(a0, n_images=9):
+        base = im.copy()
+        base.set_constraint()
+        base.pbc = True
+        base.calc = None
+        out.append(base)
+        for _ in range(_n(6, size)):
+            atoms = base.copy()
+            atoms.positions += rng.normal(scale=0.05, size=atoms.positions.shape)
+            out.append(atoms)
+        for _ in range(_n(4, size)):
+            atoms = base.copy()
+            atoms.positions[-1] += rng.normal(scale=0.2, size=3)
+            out.append(atoms)
     return out
 
 
