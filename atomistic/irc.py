@@ -201,10 +201,7 @@ def irc(model, saddle: Atoms, *, step: float = 0.1, fmax: float = 0.01, max_step
 
 def irc_plot(path: str | Path, result: IRCResult, *, title: str = "IRC") -> Path:
     """Energy (eV, relative to the lower minimum) against arc length (amu^1/2 Å), PNG, atomic."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from .plots import plt, save_png
 
     ref = min(result.minimum_energies)
     fig, ax = plt.subplots(figsize=(5, 3.4))
@@ -214,12 +211,7 @@ def irc_plot(path: str | Path, result: IRCResult, *, title: str = "IRC") -> Path
     ax.set_ylabel("energy (eV)")
     ax.set_title(title)
     ax.legend(frameon=False)
-    fig.tight_layout()
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
-    return path
+    return save_png(fig, path)
 
 
 def write_irc(path: str | Path, result: IRCResult) -> Path:

@@ -11,6 +11,18 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from .atomic_files import atomic_path  # noqa: E402
+
+
+def save_png(fig, path: str | Path, dpi: int = 110) -> Path:
+    """Write ``fig`` to ``path`` atomically (temporary file, then rename) and close it."""
+    fig.tight_layout()
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=dpi, format="png")
+    plt.close(fig)
+    return path
+
 
 def parity(path: Path, energy_ref, energy_pred, force_ref, force_pred, title: str = "") -> Path:
     """Energy per atom (eV/atom) and force components (eV/Å): prediction vs reference."""

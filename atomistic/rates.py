@@ -24,7 +24,6 @@ from pathlib import Path
 import numpy as np
 from ase import units
 
-from .atomic_files import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -200,10 +199,7 @@ def committee_rates(ensemble, minimum, saddle, temperatures_K, *, quantum: bool 
 def arrhenius_plot(path: str | Path, band: RateBand, *, title: str = "") -> Path:
     """Arrhenius plot written to ``path`` (PNG): k (1/s, log axis, i.e. ln k) against 1000/T
     (1/K), the committee band shaded and the members as thin lines."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from .plots import plt, save_png
 
     x = 1000.0 / band.temperatures_K
     order = np.argsort(x)
@@ -218,9 +214,4 @@ def arrhenius_plot(path: str | Path, band: RateBand, *, title: str = "") -> Path
     ax.set_ylabel("k (1/s)")
     ax.set_title(title or ("harmonic TST, quantum" if band.quantum else "harmonic TST, classical"))
     ax.legend(frameon=False)
-    fig.tight_layout()
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
-    return path
+    return save_png(fig, path)

@@ -22,7 +22,6 @@ import numpy as np
 import torch
 from ase import Atoms, units
 
-from .atomic_files import atomic_path
 from .forces import hessian, predict
 from .neighbors import build_neighbors
 from .structure import from_atoms
@@ -199,10 +198,7 @@ def spectrum_plot(path: str | Path, modes: Modes, *, width_cm: float = 5.0, titl
     cm^-1), written atomically as PNG; imaginary modes in red at negative frequencies."""
     if not width_cm > 0:
         raise ValueError(f"width_cm must be positive (cm^-1), got {width_cm}")
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from .plots import plt, save_png
 
     f = modes.frequencies_cm
     lo, hi = min(f.min(), 0.0) - 5 * width_cm, max(f.max(), 0.0) + 5 * width_cm
@@ -217,9 +213,4 @@ def spectrum_plot(path: str | Path, modes: Modes, *, width_cm: float = 5.0, titl
     ax.set_xlabel("frequency (cm$^{-1}$)")
     ax.set_ylabel("density of modes (arb.)")
     ax.set_title(title)
-    fig.tight_layout()
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
-    return path
+    return save_png(fig, path)

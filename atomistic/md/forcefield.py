@@ -81,7 +81,7 @@ class VerletForceField:
         return sigma_min * (rc + self.skin) - 2.0 * umax - rc
 
     #: extra width of the compacted tables, as a fraction of the widest row at the rebuild
-    slack = 0.15
+    slack = 0.05
 
     def _distances(self, positions: torch.Tensor, cell: torch.Tensor) -> torch.Tensor:
         nb = self.candidates

@@ -104,10 +104,7 @@ def load_checkpoint(path: Path, fingerprint: str) -> dict:
 
 def thermo_plot(csv_path: Path, png_path: Path) -> Path:
     """Energies, temperature and (if any) pressure against time, one PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from ..plots import plt, save_png
 
     data = np.genfromtxt(csv_path, delimiter=",", names=True)
     data = np.atleast_1d(data)
@@ -121,11 +118,7 @@ def thermo_plot(csv_path: Path, png_path: Path) -> Path:
             ax.plot(rows["time_fs"] / 1000.0, rows[key], lw=0.8)
             ax.set_ylabel(label)
     axes[-1].set_xlabel("time (ps)")
-    fig.tight_layout()
-    with atomic_path(png_path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
-    return png_path
+    return save_png(fig, png_path)
 
 
 def write_atoms(path: Path, frames: list[Atoms]) -> Path:
