@@ -15,6 +15,13 @@ class CheckpointMismatch(ValueError):
     """``--resume`` found a checkpoint written for other settings or data."""
 
 
+def write_text(path: str | os.PathLike, text: str) -> Path:
+    """Atomically replace ``path`` with ``text`` (UTF-8)."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return Path(path)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike):
     """Yield a temporary path; on success it is fsynced and renamed onto ``path``."""

@@ -26,11 +26,12 @@ from ase.io import write
 
 from .atomic_files import atomic_path
 from .forces import predict
+from .models import model_device
 from .neighbors import build_neighbors
 from .optimize import relax
 from .saddle import SaddleError
 from .structure import from_atoms
-from .vibrations import Modes, _device, count_imaginary, free_atoms, normal_modes
+from .vibrations import Modes, count_imaginary, free_atoms, normal_modes
 
 log = logging.getLogger(__name__)
 
@@ -156,7 +157,7 @@ def irc(model, saddle: Atoms, *, step: float = 0.1, fmax: float = 0.01, max_step
             raise ValueError(f"{name} must be positive, got {value}")
     if max_steps < 1:
         raise ValueError(f"max_steps must be >= 1, got {max_steps}")
-    device = _device(model, device)
+    device = model_device(model, device)
     free = free_atoms(saddle)
     if modes is None:
         modes = normal_modes(model, saddle, project_rigid=project_rigid, device=device)

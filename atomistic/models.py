@@ -41,6 +41,16 @@ def element_network(n_in: int, settings: NetworkSettings) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
+def model_device(model, device: str | torch.device | None = None) -> torch.device:
+    """``device`` if given, else the device of the model's parameters (CPU if it has none)."""
+    if device is not None:
+        return torch.device(device)
+    try:
+        return next(model.parameters()).device
+    except StopIteration:
+        return torch.device("cpu")
+
+
 class BPPotential(nn.Module):
     """A Behler–Parrinello potential for a fixed list of elements.
 

@@ -24,6 +24,7 @@ from ase import Atoms, units
 from ase.constraints import FixAtoms
 from tqdm.auto import tqdm
 
+from .models import model_device
 from .structure import from_atoms
 
 log = logging.getLogger(__name__)
@@ -164,7 +165,7 @@ def relax(model, atoms: Atoms | Sequence[Atoms], *, fmax: float = 0.01, max_step
     if not cell and (hydrostatic or pressure_GPa != 0.0):
         raise ValueError(f"hydrostatic={hydrostatic} and pressure_GPa={pressure_GPa} need cell=True")
     fire = fire or FireSettings()
-    device = torch.device(device) if device is not None else next(model.parameters()).device
+    device = model_device(model, device)
     dtype = model.dtype
     mobile = torch.as_tensor(~fixed_atoms(frames, fixed), device=device)[:, None].to(dtype)
     s = from_atoms(frames, model.species, device=device, dtype=dtype)

@@ -27,12 +27,12 @@ from ase import Atoms
 from ase.geometry import find_mic
 
 from .forces import hessian, predict
+from .models import model_device
 from .neighbors import build_neighbors
 from .optimize import Fire, FireSettings, relax
 from .structure import from_atoms
 from .vibrations import (
     Modes,
-    _device,
     _dof,
     complement_basis,
     count_imaginary,
@@ -120,7 +120,7 @@ def neb(model, initial: Atoms, final: Atoms, *, n_images: int = 7, spring_eV_A2:
     if max_steps < 0 or climb_after < 0:
         raise ValueError(f"max_steps and climb_after must be >= 0, got {max_steps}, {climb_after}")
     _check_endpoints(initial, final)
-    device = _device(model, device)
+    device = model_device(model, device)
     dtype = model.dtype
     if relax_endpoints:
         relaxed = relax(model, [initial, final], fmax=endpoint_fmax, device=device)
@@ -263,7 +263,7 @@ def refine_saddle(model, atoms: Atoms, *, fmax: float = 1e-3, max_steps: int = 1
             raise ValueError(f"{name} must be positive, got {value}")
     if max_steps < 0:
         raise ValueError(f"max_steps must be >= 0, got {max_steps}")
-    device = _device(model, device)
+    device = model_device(model, device)
     free = free_atoms(atoms)
     if len(free) == 0:
         raise ValueError("refine_saddle: every atom is fixed (FixAtoms)")

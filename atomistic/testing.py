@@ -24,6 +24,7 @@ from ase.build import bulk
 from ase.cluster import Icosahedron
 
 from .forces import hessian, hessian_vector_product, predict
+from .models import model_device
 from .neighbors import build_neighbors
 from .structure import from_atoms
 
@@ -31,8 +32,6 @@ from .structure import from_atoms
 TEST_DEVICE = os.environ.get("MULTISCALE_TEST_DEVICE", "cpu")
 
 
-def model_device(model) -> torch.device:
-    return next(model.parameters()).device
 
 
 def evaluate(model, atoms: Atoms, stress: bool = False, mask_bodies: bool = True):

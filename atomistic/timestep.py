@@ -22,6 +22,7 @@ import torch
 from ase import Atoms
 
 from .forces import hessian_vector_product
+from .models import model_device
 from .neighbors import build_neighbors
 from .structure import from_atoms
 from .units import fs
@@ -47,8 +48,6 @@ class TimestepSuggestion:
     max_eigenvalue: float
 
 
-def _device(model, device) -> torch.device:
-    return torch.device(device) if device is not None else next(model.parameters()).device
 
 
 def lanczos_largest(matvec, start: torch.Tensor, *, tol: float = 1e-8, max_iter: int = 200) -> tuple[float, float, int]:
@@ -95,7 +94,7 @@ def largest_eigenvalue(model, atoms: Atoms, *, dense_limit: int = 200, tol: floa
     if len(indices) <= dense_limit:
         h, _, _ = mass_weighted_hessian(model, atoms, indices, device)
         return float(np.linalg.eigvalsh(h)[-1]), "dense"
-    device = _device(model, device)
+    device = model_device(model, device)
     dtype = model.dtype
     s = from_atoms(atoms, model.species, device=device, dtype=dtype)
     nbrs = build_neighbors(s, model.cutoff, model.angular_cutoff)

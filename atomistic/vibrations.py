@@ -19,10 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 from ase import Atoms, units
 
 from .forces import hessian, predict
+from .models import model_device
 from .neighbors import build_neighbors
 from .structure import from_atoms
 
@@ -94,8 +94,6 @@ def _dof(indices: np.ndarray) -> np.ndarray:
     return (3 * indices[:, None] + np.arange(3)).ravel()
 
 
-def _device(model, device) -> torch.device:
-    return torch.device(device) if device is not None else next(model.parameters()).device
 
 
 def _hessian_and_forces(model, atoms: Atoms, device) -> tuple[np.ndarray, np.ndarray]:
@@ -110,7 +108,7 @@ def _hessian_and_forces(model, atoms: Atoms, device) -> tuple[np.ndarray, np.nda
 def mass_weighted_hessian(model, atoms: Atoms, indices=None, device=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(H_mw over ``indices`` (3k, 3k) eV/Å^2/amu, masses (k,) amu, indices (k,))."""
     indices = free_atoms(atoms) if indices is None else _check_indices(atoms, indices)
-    h, _ = _hessian_and_forces(model, atoms, _device(model, device))
+    h, _ = _hessian_and_forces(model, atoms, model_device(model, device))
     m = atoms.get_masses()[indices]
     return _mass_weight(h, indices, m), m, indices
 
@@ -185,7 +183,7 @@ def normal_modes(model, atoms: Atoms, *, indices=None, project_rigid: bool = Tru
         raise ValueError("normal_modes: every atom is fixed (FixAtoms), nothing can vibrate")
     if not stationary_fmax > 0:
         raise ValueError(f"stationary_fmax must be positive (eV/Å), got {stationary_fmax}")
-    h, forces = _hessian_and_forces(model, atoms, _device(model, device))
+    h, forces = _hessian_and_forces(model, atoms, model_device(model, device))
     worst = float(np.linalg.norm(forces[indices], axis=1).max())
     if worst > stationary_fmax:
         log.warning("normal modes at a non-stationary point: max force %.3g eV/Å > %g eV/Å; the frequencies "

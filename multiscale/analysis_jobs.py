@@ -19,7 +19,7 @@ import numpy as np
 from ase import Atoms
 from ase.io import read
 
-from atomistic.atomic_files import atomic_path
+from atomistic.atomic_files import write_text as _write_text
 from atomistic.ensemble import Ensemble
 from atomistic.io import load_potential
 from atomistic.irc import irc, irc_plot, write_irc
@@ -34,12 +34,6 @@ from .schema import CaseError
 from .structures import build_structures
 
 log = logging.getLogger(__name__)
-
-
-def _write_text(path: Path, text: str) -> Path:
-    with atomic_path(path) as tmp:
-        tmp.write_text(text)
-    return path
 
 
 def _csv(path: Path, header: list[str], rows) -> Path:

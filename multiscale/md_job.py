@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from ase.io import read
 
-from atomistic.atomic_files import CheckpointMismatch, atomic_path
+from atomistic.atomic_files import CheckpointMismatch, write_text
 from atomistic.ensemble import Ensemble
 from atomistic.io import load_potential
 from atomistic.md import MolecularDynamics
@@ -35,8 +35,7 @@ log = logging.getLogger(__name__)
 
 
 def _write_json(path: Path, data: dict) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=2, default=float))
+    write_text(path, json.dumps(data, indent=2, default=float))
 
 
 def run_md(case: MDCase, case_dir: Path, out: Path, *, resume: bool = False, progress: bool = True) -> dict:

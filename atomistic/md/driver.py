@@ -31,6 +31,8 @@ from ase import Atoms, units
 from ase.constraints import FixAtoms
 from tqdm.auto import tqdm
 
+from ..atomic_files import write_text
+from ..models import model_device
 from ..structure import from_atoms
 from .forcefield import VerletForceField
 from .integrators import Propagator
@@ -102,8 +104,8 @@ class MolecularDynamics:
         self.settings = settings
         self.frames = [a.copy() for a in frames]
         dtype = DTYPES[settings.precision]
-        device = torch.device(device) if device is not None else _model_device(model)
-        if _model_device(model) != device or model.dtype != dtype:
+        device = model_device(model, device)
+        if model_device(model) != device or model.dtype != dtype:
             model = copy.deepcopy(model).to(device=device, dtype=dtype)
         self.model = model.eval()
         self.device, self.dtype = device, dtype
@@ -402,10 +404,7 @@ class MolecularDynamics:
             if self.thermo_log is not None and self.thermo_log.size() > 100:
                 outputs["plot"] = str(thermo_plot(self.output / "thermo.csv", self.output / "thermo.png"))
             result.outputs = outputs
-            from ..atomic_files import atomic_path
-
-            with atomic_path(self.output / "md.json") as tmp:
-                tmp.write_text(json.dumps(result.summary(), indent=2))
+            write_text(self.output / "md.json", json.dumps(result.summary(), indent=2))
         return result
 
     def drift(self) -> list[DriftReport]:
@@ -433,13 +432,6 @@ class MolecularDynamics:
             out.append(atoms)
             start += n
         return out
-
-
-def _model_device(model) -> torch.device:
-    try:
-        return next(model.parameters()).device
-    except StopIteration:
-        return torch.device("cpu")
 
 
 def _model_digest(model) -> str:
