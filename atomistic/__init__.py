@@ -10,6 +10,7 @@ __version__ = "0.1.0"
 
 from .calculator import NNPCalculator  # noqa: E402
 from .descriptors import DescriptorSettings  # noqa: E402
+from .elastic import ElasticConstants, elastic_constants  # noqa: E402
 from .ensemble import Ensemble  # noqa: E402
 from .io import ModelFileError, load_potential, read_header, save_potential  # noqa: E402
 from .models import BPPotential, NetworkSettings  # noqa: E402
@@ -22,8 +23,8 @@ from .timestep import suggest_timestep  # noqa: E402
 from .vibrations import normal_modes  # noqa: E402
 
 __all__ = [
-    "BPPotential", "DescriptorSettings", "Ensemble", "ModelFileError", "NNPCalculator",
-    "NetworkSettings", "SaddleError", "UnknownSpeciesError", "committee_rates", "htst_rate", "irc",
+    "BPPotential", "DescriptorSettings", "ElasticConstants", "Ensemble", "ModelFileError", "NNPCalculator",
+    "NetworkSettings", "SaddleError", "UnknownSpeciesError", "committee_rates", "elastic_constants", "htst_rate", "irc",
     "load_potential", "neb", "normal_modes", "read_header", "refine_saddle", "relax", "save_potential",
     "suggest_timestep",
 ]

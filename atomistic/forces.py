@@ -3,6 +3,7 @@
 forces  F = -dE/dR                                     eV/Å
 stress  sigma = (1/V) dE/d eps, R -> R (I + eps), cell -> cell (I + eps)   eV/Å^3 (ASE sign)
 Hessian d^2E/dR dR, dense or as Hessian-vector products                    eV/Å^2
+strain derivatives d^nE/de^n (n <= 3), e the Lagrangian strain in Voigt form   eV
 
 A model is anything with ``atomic_energies(positions, cell_per_atom, species, neighbors,
 centres) -> (n_centres,)`` (see :class:`atomistic.models.BPPotential`).
@@ -133,3 +134,78 @@ def hessian(model: EnergyModel, structures: Structures, neighbors: Neighbors) ->
     rows = [torch.autograd.grad(flat[k], pos, retain_graph=True)[0].reshape(-1) for k in range(flat.numel())]
     h = torch.stack(rows)
     return 0.5 * (h + h.T)
+
+
+#: Voigt pairs (xx, yy, zz, yz, xz, xy) of the engineering strain vector
+_VOIGT = ((0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1))
+
+
+def strain_derivatives(model: EnergyModel, structures: Structures, neighbors: Neighbors, order: int, *,
+                       internal: bool = True) -> dict[str, torch.Tensor | None]:
+    """Derivatives of the energy of one periodic structure with respect to homogeneous strain.
+
+    The strain is the Lagrangian strain E in Voigt engineering form e = (E11, E22, E33, 2 E23,
+    2 E13, 2 E12) (dimensionless); it deforms the structure by the symmetric right stretch
+    F = sqrt(I + 2E) (series I + E - E^2/2 + E^3/2, exact to third order at E = 0):
+    positions X -> X F^T, cell -> cell F^T. The neighbour table built at the reference stays valid.
+    Everything is evaluated at e = 0, in the model's dtype (use float64 for order 3):
+
+    energy    ()          eV
+    gradient  (6,)        dU/de, eV (= volume x stress in Voigt order, ASE sign)
+    hessian   (6, 6)      d^2U/de de, eV
+    third     (6, 6, 6)   d^3U/de de de, eV, for order 3, else None
+    forces    (n, 3)      -dU/dX, eV/Å (``internal``), else None
+    mixed     (6, 3 n)    d^2U/de dX, eV/Å, X the reference positions (``internal``), else None
+    position_hessian (3 n, 3 n)  d^2U/dX dX, eV/Å^2, as :func:`hessian` (``internal``), else None
+
+    ``mixed`` and ``position_hessian`` give the internal (relaxed-ion) correction of the
+    elastic constants. ``order`` is 2 or 3.
+    """
+    if order not in (2, 3):
+        raise ValueError(f"order must be 2 or 3, got {order}")
+    if structures.n_structures != 1:
+        raise ValueError(f"strain derivatives take one structure, got {structures.n_structures}")
+    dtype, device = structures.positions.dtype, structures.positions.device
+    e = torch.zeros(6, dtype=dtype, device=device, requires_grad=True)
+    pos = structures.positions.detach().requires_grad_(internal)
+    strain = torch.zeros(3, 3, dtype=dtype, device=device)
+    for k, (i, j) in enumerate(_VOIGT):
+        factor = 1.0 if i == j else 0.5  # engineering shear: E_ij = E_ji = e_k / 2
+        unit = torch.zeros(3, 3, dtype=dtype, device=device)
+        unit[i, j] = unit[j, i] = factor
+        strain = strain + e[k] * unit
+    sq = strain @ strain
+    stretch = torch.eye(3, dtype=dtype, device=device) + strain - 0.5 * sq + 0.5 * sq @ strain
+    x = pos @ stretch.T
+    cell = structures.cell[0] @ stretch.T
+    energy = model.atomic_energies(x, cell, structures.species, neighbors).sum()
+    inputs = [e, pos] if internal else [e]
+    first = torch.autograd.grad(energy, inputs, create_graph=True)
+    grad = first[0]
+    rows, mixed = [], []
+    for k in range(6):
+        d = torch.autograd.grad(grad[k], inputs, retain_graph=True, create_graph=order == 3)
+        rows.append(d[0])
+        if internal:
+            mixed.append(d[1].reshape(-1).detach())
+    hess = torch.stack(rows)
+    third = None
+    if order == 3:
+        third = torch.zeros(6, 6, 6, dtype=dtype, device=device)
+        for k in range(6):
+            for m in range(k, 6):
+                (t,) = torch.autograd.grad(hess[k, m], e, retain_graph=True)
+                third[k, m] = third[m, k] = t
+        # exact index symmetry (the orderings of the three indices agree to round-off)
+        third = (third + third.permute(1, 2, 0) + third.permute(2, 0, 1)
+                 + third.permute(0, 2, 1) + third.permute(2, 1, 0) + third.permute(1, 0, 2)) / 6
+    hess = hess.detach()
+    return {
+        "energy": energy.detach(),
+        "gradient": grad.detach(),
+        "hessian": 0.5 * (hess + hess.T),
+        "third": third,
+        "forces": -first[1].detach() if internal else None,
+        "mixed": torch.stack(mixed) if internal else None,
+        "position_hessian": hessian(model, structures, neighbors) if internal else None,
+    }

@@ -1,0 +1,344 @@
+"""A static elastic problem: bodies, boundary conditions, cohesive interfaces, one energy.
+
+``Pi(u) = sum_bodies int W(u) dV + sum_interfaces int phi(jump u) dA - external work`` (eV). The
+residual and the Jacobian are its first and second derivatives (UFL for the bulk, the law's own
+derivatives on the interfaces), PETSc SNES minimises it with Newton and a line search on ``Pi``,
+and :meth:`StaticProblem.irun` walks the load factor from 0 to 1, halving a step that diverges.
+Everything is checked before the first assembly; errors are raised on every rank.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from itertools import count
+
+import numpy as np
+
+from .backend import load_dolfinx
+from .boundary import BoundaryCondition, Pressure, Symmetry, Traction
+from .errors import ContinuumInputError, ContinuumSolveError
+from .materials import CauchyBorn, Material
+from .solver import SolverSettings
+from .units import GPa
+
+dolfinx = load_dolfinx()
+import ufl  # noqa: E402
+from dolfinx import default_scalar_type, fem  # noqa: E402
+from dolfinx import mesh as dmesh  # noqa: E402
+from dolfinx.fem import petsc as fem_petsc  # noqa: E402
+from mpi4py import MPI  # noqa: E402
+from petsc4py import PETSc  # noqa: E402
+
+from .domain import Domain  # noqa: E402
+from .elasticity import Constitutive  # noqa: E402
+from .interface import CohesiveInterface, InterfaceLaw  # noqa: E402
+
+log = logging.getLogger(__name__)
+_PREFIXES = count()
+_AXES = "xyz"
+
+
+@dataclass
+class StepResult:
+    """A converged load step: load factor, energies (eV) by part, Newton iterations, cuts before it."""
+
+    load_factor: float
+    energies_eV: dict[str, float]
+    newton_iterations: int
+    cuts: int = 0
+    reactions_eV_A: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+def _symmetry_axis(domain: Domain, facets: np.ndarray, name: str) -> int:
+    """The axis a plane boundary is normal to (collective); an error when it is not axis-aligned."""
+    msh = domain.mesh
+    nodes = dmesh.entities_to_geometry(msh, msh.topology.dim - 1, facets)
+    x = msh.geometry.x[nodes]
+    n = np.cross(x[:, 1] - x[:, 0], x[:, 2] - x[:, 0])
+    n = np.abs(n / np.linalg.norm(n, axis=1)[:, None]) if len(n) else np.zeros((0, 3))
+    votes = domain.comm.allreduce(n.sum(axis=0) if len(n) else np.zeros(3), op=MPI.SUM)
+    axis = int(np.argmax(votes))
+    worst = domain.comm.allreduce(float((1 - n[:, axis]).max()) if len(n) else 0.0, op=MPI.MAX)
+    if worst > 1e-8:
+        raise ContinuumInputError(f"symmetry on {name!r}: the boundary is not a plane normal to x, y or z")
+    return axis
+
+
+class StaticProblem:
+    """Quasi-static equilibrium of a :class:`Domain` (lengths Å, moduli GPa, energies eV).
+
+    ``materials`` maps every body name to a :class:`~continuum.materials.LinearElastic` or
+    :class:`~continuum.materials.CauchyBorn`; ``bcs`` are :mod:`continuum.boundary` conditions;
+    ``interfaces`` maps interface names (split when the mesh was built) to an
+    :class:`~continuum.interface.InterfaceLaw`. ``degree``: 1 or 2 (Lagrange). ``body_force``: a
+    function of the UFL spatial coordinate giving a force density (eV/Å^4, ramped with the load),
+    e.g. for manufactured solutions."""
+
+    def __init__(self, domain: Domain, materials: dict[str, Material], *, bcs: tuple[BoundaryCondition, ...] = (),
+                 interfaces: dict[str, InterfaceLaw] | None = None, degree: int = 1,
+                 solver: SolverSettings | None = None, body_force=None):
+        self.domain, self.solver = domain, solver or SolverSettings()
+        interfaces = dict(interfaces or {})
+        self._validate(materials, bcs, interfaces, degree)
+        msh = domain.mesh
+        fdim = msh.topology.dim - 1
+        self.V = fem.functionspace(msh, ("Lagrange", degree, (3,)))
+        self.u = fem.Function(self.V, name="displacement_A")
+        self.load = fem.Constant(msh, default_scalar_type(0.0))
+        self.load_factor = 0.0
+        dx = ufl.Measure("dx", domain=msh, subdomain_data=domain.cell_tags)
+        ds = ufl.Measure("ds", domain=msh, subdomain_data=domain.facet_tags)
+        self.constitutive = {name: Constitutive(msh, m) for name, m in materials.items()}
+        # linear laws: the default degree 2(k-1) is exact; Cauchy-Born: 2k, as accurate as the element
+        metadata = {name: {"quadrature_degree": 2 * degree} if isinstance(m, CauchyBorn) else {}
+                    for name, m in materials.items()}
+        measure = {name: dx(domain.bodies[name], metadata=metadata[name]) for name in materials}
+        self.strain_forms = {name: fem.form(c.energy_density(self.u) * measure[name])
+                             for name, c in self.constitutive.items()}
+        v, du = ufl.TestFunction(self.V), ufl.TrialFunction(self.V)
+        internal_force = sum(c.virtual_work(self.u, v) * measure[name] for name, c in self.constitutive.items())
+        # external loads and Dirichlet conditions
+        n = ufl.FacetNormal(msh)
+        external = 0
+        if body_force is not None:
+            external = self.load * ufl.dot(body_force(ufl.SpatialCoordinate(msh)), self.u) * dx
+        self.bcs, self._bc_values, constrained_local = [], [], []
+        for bc in bcs:
+            facets = domain.boundary_facets(bc.boundary, f"boundary condition on {bc.boundary!r}")
+            scale = self.load if getattr(bc, "ramp", False) else 1.0
+            tag = domain.boundaries[bc.boundary]
+            if isinstance(bc, Traction):
+                t = ufl.as_vector([v * GPa for v in bc.traction_GPa])
+                external = external + scale * ufl.dot(t, self.u) * ds(tag)
+            elif isinstance(bc, Pressure):
+                external = external - scale * bc.pressure_GPa * GPa * ufl.dot(n, self.u) * ds(tag)
+            else:
+                if isinstance(bc, Symmetry):
+                    components = {_symmetry_axis(domain, facets, bc.boundary): 0.0}
+                else:
+                    components = {c: v for c, v in enumerate(bc.value_A) if v is not None}
+                for c, value in components.items():
+                    dofs = fem.locate_dofs_topological(self.V.sub(c), fdim, facets)
+                    g = fem.Constant(msh, default_scalar_type(0.0))
+                    self.bcs.append(fem.dirichletbc(g, dofs, self.V.sub(c)))
+                    self._bc_values.append((g, float(value), bool(getattr(bc, "ramp", False))))
+                    constrained_local.append(dofs)
+        self.external_form = fem.form(external) if external != 0 else None
+        residual = internal_force - (ufl.derivative(external, self.u, v) if external != 0 else 0)
+        self.internal_force_form = fem.form(internal_force)
+        self.F_form = fem.form(residual)
+        self.J_form = fem.form(ufl.derivative(residual, self.u, du))
+        constrained = self._global_constrained(constrained_local)
+        stiffness = max(float(np.abs(np.diag(m.tensor.C)).max()) for m in materials.values()) * GPa
+        self.interfaces = {name: CohesiveInterface(domain, self.V, name, spec, constrained, stiffness)
+                           for name, spec in interfaces.items()}
+        self._setup_snes()
+
+    # -- checks ------------------------------------------------------------------------------
+    def _validate(self, materials, bcs, interfaces, degree) -> None:
+        d = self.domain
+        if degree not in (1, 2):
+            raise ContinuumInputError(f"degree = {degree!r}: expected 1 or 2")
+        for name in materials:
+            d.body_tag(name, "materials")
+        missing = sorted(set(d.bodies) - set(materials))
+        if missing:
+            raise ContinuumInputError(f"materials: no material for bodies {missing}; every body needs one")
+        for bc in bcs:
+            d.boundary_facets(bc.boundary, f"boundary condition on {bc.boundary!r}")
+        for name in interfaces:
+            if name not in d.interfaces:
+                raise ContinuumInputError(
+                    f"interfaces.{name}: not an internal surface of the mesh (declare it when the mesh is built, "
+                    f"so that it is split); interfaces: {sorted(d.interfaces)}")
+
+    def _global_constrained(self, local_dofs: list[np.ndarray]) -> set[int]:
+        """Global (unrolled) indices of every Dirichlet-constrained dof, on every rank."""
+        imap = self.V.dofmap.index_map
+        owned = [d[d < 3 * imap.size_local] for d in local_dofs] or [np.zeros(0, dtype=np.int32)]
+        dofs = np.unique(np.concatenate(owned)).astype(np.int32)
+        glob = 3 * imap.local_to_global(dofs // 3) + dofs % 3
+        return set(np.concatenate(self.domain.comm.allgather(glob)).tolist())
+
+    # -- PETSc SNES ----------------------------------------------------------------------------
+    def _setup_snes(self) -> None:
+        s = self.solver
+        self.b = fem_petsc.create_vector(self.V)
+        self.A = fem_petsc.create_matrix(self.J_form)
+        if self.interfaces:  # widen the pattern by the interfaces' couplings once
+            self._set(self.u.x.petsc_vec)
+            fem_petsc.assemble_matrix(self.A, self.J_form, self.bcs)
+            self.A.assemble()
+            for iface in self.interfaces.values():
+                self.A.axpy(1.0, iface.tangent(), structure=PETSc.Mat.Structure.DIFFERENT_NONZERO_PATTERN)
+        if s.linear_solver == "cg":
+            self.A.setNearNullSpace(self._rigid_body_modes())
+        prefix = f"continuum{next(_PREFIXES)}_"
+        options = PETSc.Options()
+        settings = {"snes_type": "newtonls", "snes_linesearch_type": s.line_search, "snes_rtol": s.rtol,
+                    "snes_atol": s.atol, "snes_stol": 0.0, "snes_max_it": s.max_iterations,
+                    "snes_max_funcs": 100 * s.max_iterations}
+        if s.linear_solver == "direct":
+            settings.update({"ksp_type": "preonly", "pc_type": "lu", "pc_factor_mat_solver_type": "mumps"})
+        else:
+            settings.update({"ksp_type": "cg", "pc_type": "gamg", "ksp_rtol": s.ksp_rtol, "ksp_max_it": 2000})
+        for key, value in settings.items():
+            options[prefix + key] = value
+        self.snes = PETSc.SNES().create(self.domain.comm)
+        self.snes.setOptionsPrefix(prefix)
+        self.snes.setFromOptions()
+        for key in settings:
+            options.delValue(prefix + key)
+        self.snes.setFunction(self._residual, self.b)
+        self.snes.setJacobian(self._jacobian, self.A)
+
+    def _rigid_body_modes(self) -> PETSc.NullSpace:
+        imap = self.V.dofmap.index_map
+        n = imap.size_local
+        x = self.V.tabulate_dof_coordinates()[:n]
+        modes = np.zeros((6, n, 3))
+        for c in range(3):
+            modes[c, :, c] = 1.0
+        modes[3, :, 0], modes[3, :, 1] = -x[:, 1], x[:, 0]
+        modes[4, :, 0], modes[4, :, 2] = x[:, 2], -x[:, 0]
+        modes[5, :, 2], modes[5, :, 1] = x[:, 1], -x[:, 2]
+        vecs = []
+        for m in modes:
+            vec = PETSc.Vec().createMPI((3 * n, 3 * imap.size_global), bsize=3, comm=self.domain.comm)
+            vec.setArray(m.ravel())
+            vecs.append(vec)
+        for i, vi in enumerate(vecs):  # modified Gram-Schmidt
+            for vj in vecs[:i]:
+                vi.axpy(-vi.dot(vj), vj)
+            vi.normalize()
+        return PETSc.NullSpace().create(vectors=vecs, comm=self.domain.comm)
+
+    def _set(self, x) -> None:
+        if x.handle != self.u.x.petsc_vec.handle:
+            x.copy(self.u.x.petsc_vec)
+        self.u.x.scatter_forward()
+        for iface in self.interfaces.values():
+            iface.update(self.u)
+
+    def _residual(self, snes, x, b) -> None:
+        self._set(x)
+        with b.localForm() as local:
+            local.set(0.0)
+        fem_petsc.assemble_vector(b, self.F_form)
+        b.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
+        for iface in self.interfaces.values():
+            iface.add_residual(b)
+        fem_petsc.set_bc(b, self.bcs, x, -1.0)
+
+    def _jacobian(self, snes, x, A, P) -> None:
+        self._set(x)
+        A.zeroEntries()
+        fem_petsc.assemble_matrix(A, self.J_form, self.bcs)
+        A.assemble()
+        for iface in self.interfaces.values():
+            A.axpy(1.0, iface.tangent(), structure=PETSc.Mat.Structure.SUBSET_NONZERO_PATTERN)
+
+    # -- results -----------------------------------------------------------------------------
+    def energies(self) -> dict[str, float]:
+        """Energy parts (eV) at the current displacement: ``strain:<body>``, ``interface:<name>``,
+        ``external`` (work of the applied tractions) and ``total`` = strain + interfaces - external."""
+        comm = self.domain.comm
+        out = {f"strain:{name}": comm.allreduce(fem.assemble_scalar(f), op=MPI.SUM)
+               for name, f in self.strain_forms.items()}
+        for name, iface in self.interfaces.items():
+            out[f"interface:{name}"] = iface.energy()
+        out["external"] = 0.0 if self.external_form is None else comm.allreduce(
+            fem.assemble_scalar(self.external_form), op=MPI.SUM)
+        out["total"] = sum(v for k, v in out.items() if k != "external") - out["external"]
+        return out
+
+    def reaction(self, boundary: str) -> np.ndarray:
+        """Force (eV/Å, x y z) that holds ``boundary`` where it is: the internal force summed over its nodes."""
+        facets = self.domain.boundary_facets(boundary, "reaction")
+        self._set(self.u.x.petsc_vec)
+        f = fem_petsc.create_vector(self.V)
+        with f.localForm() as local:
+            local.set(0.0)
+        fem_petsc.assemble_vector(f, self.internal_force_form)
+        f.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
+        for iface in self.interfaces.values():
+            iface.P.multTransposeAdd(iface.r_full(), f, f)
+        n_owned = self.V.dofmap.index_map.size_local
+        dofs = fem.locate_dofs_topological(self.V, self.domain.mesh.topology.dim - 1, facets)
+        dofs = dofs[dofs < n_owned]
+        total = f.array.reshape(-1, 3)[dofs].sum(axis=0)
+        f.destroy()
+        return self.domain.comm.allreduce(total, op=MPI.SUM)
+
+    # -- load stepping ---------------------------------------------------------------------
+    def _apply_load(self, factor: float) -> None:
+        self.load.value = factor
+        for g, value, ramp in self._bc_values:
+            g.value = value * factor if ramp else value
+
+    def _solve_to(self, factor: float) -> tuple[bool, int, str]:
+        self._apply_load(factor)
+        x = self.u.x.petsc_vec.copy()
+        fem_petsc.set_bc(x, self.bcs)
+        try:
+            self.snes.solve(None, x)
+            reason = self.snes.getConvergedReason()
+        except PETSc.Error as exc:  # a failed factorisation or a non-finite residual
+            reason, why = -100, f"PETSc error {exc}"
+        its = self.snes.getIterationNumber()
+        if reason > 0:
+            x.copy(self.u.x.petsc_vec)
+            self.u.x.scatter_forward()
+            x.destroy()
+            return True, its, ""
+        why = {v: k for k, v in vars(PETSc.SNES.ConvergedReason).items() if isinstance(v, int)}.get(reason, str(reason))
+        x.destroy()
+        return False, its, f"SNES {why} after {its} iterations (residual {self.snes.getFunctionNorm():.3g} eV/Å)"
+
+    def irun(self, steps: int = 1, reactions: tuple[str, ...] = ()):
+        """Walk the load factor from its current value to 1 in ``steps`` equal steps; yield each
+        converged :class:`StepResult` (with the reactions of the named boundaries, eV/Å)."""
+        if not (isinstance(steps, int) and steps >= 1):
+            raise ContinuumInputError(f"steps = {steps!r}: expected a positive integer")
+        nominal = (1.0 - self.load_factor) / steps
+        increment, cuts = nominal, 0
+        while self.load_factor < 1.0 - 1e-12:
+            target = min(1.0, self.load_factor + increment)
+            saved = self.u.x.array.copy()
+            ok, its, why = self._solve_to(target)
+            if not ok:
+                self.u.x.array[:] = saved
+                self._apply_load(self.load_factor)
+                cuts += 1
+                if increment <= nominal / 2**self.solver.max_cuts * (1 + 1e-9):
+                    raise ContinuumSolveError(
+                        f"load step from {self.load_factor:.6g} to {target:.6g} failed after halving it {cuts - 1} "
+                        f"times: {why}. The last converged load factor is {self.load_factor:.6g}; try more load steps, "
+                        "a smaller load, or check for an unstable (snap-back) response")
+                log.info("load step to %.6g failed (%s); halving it", target, why)
+                increment /= 2
+                continue
+            self.load_factor = target
+            self._set(self.u.x.petsc_vec)
+            result = StepResult(target, self.energies(), its, cuts,
+                                {name: self.reaction(name) for name in reactions})
+            cuts = 0
+            increment = min(nominal, 2 * increment)
+            yield result
+
+    def solve(self, steps: int = 1, reactions: tuple[str, ...] = ()) -> list[StepResult]:
+        """All load steps of :meth:`irun` at once."""
+        return list(self.irun(steps, reactions))
+
+    def stress_GPa(self):
+        """Cauchy stress (GPa) and strain energy density (GPa = GJ/m^3) as cell-wise (DG0) functions."""
+        msh = self.domain.mesh
+        T = fem.functionspace(msh, ("DG", 0, (3, 3)))
+        S = fem.functionspace(msh, ("DG", 0))
+        sigma, w = fem.Function(T, name="stress_GPa"), fem.Function(S, name="energy_density_GPa")
+        for name, c in self.constitutive.items():
+            cells = self.domain.cell_tags.find(self.domain.bodies[name])
+            sigma.interpolate(fem.Expression(c.cauchy_stress(self.u) / GPa, T.element.interpolation_points), cells0=cells)
+            w.interpolate(fem.Expression(c.energy_density(self.u) / GPa, S.element.interpolation_points), cells0=cells)
+        return sigma, w
