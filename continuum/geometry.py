@@ -159,7 +159,7 @@ def from_gmsh(path: str) -> RawMesh:
         topologies, groups = extract_topology_and_markers(gmsh.model)
         cells = facets = None
         for element, topo in topologies.items():
-            _, dim, _, n_nodes, _, order = gmsh.model.mesh.getElementProperties(element)
+            _, dim, order, n_nodes, _, _ = gmsh.model.mesh.getElementProperties(element)
             if dim == 3:
                 kind = {4: "tetrahedron", 8: "hexahedron"}.get(n_nodes)
                 if kind is None or order != 1:

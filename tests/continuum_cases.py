@@ -19,7 +19,7 @@ CU_UBER = UBER(0.16, 0.5)  # eV/Å^2 (about 2 x Cu(111) surface energy) and Å
 
 
 def pull_problem(comm, *, length=8.0, width=4.0, divisions=(4, 2, 2), law=CU_UBER, pull_A=6.0,
-                 material=LinearElastic, tensor=CU, degree=1, contact_penalty=0.0, cell_type="hexahedron"):
+                 material=LinearElastic, tensor=CU, degree=1, contact_penalty=0.0, cell_type="hexahedron", solver=None):
     """Two blocks along x bonded by ``law`` at x = length/2, in uniaxial strain, xmax pulled by ``pull_A``."""
     raw = box((length, width, width), divisions, cell_type=cell_type,
               cuts=(("x", length / 2, "gamma"),)) if comm.rank == 0 else None
@@ -27,7 +27,7 @@ def pull_problem(comm, *, length=8.0, width=4.0, divisions=(4, 2, 2), law=CU_UBE
     bcs = (Displacement("xmin", (0.0, None, None), ramp=False), Displacement("xmax", (pull_A, None, None)),
            Symmetry("ymin"), Symmetry("ymax"), Symmetry("zmin"), Symmetry("zmax"))
     return StaticProblem(domain, {"body1": material(tensor), "body2": material(tensor)}, bcs=bcs, degree=degree,
-                         interfaces={"gamma": InterfaceLaw(law, contact_penalty=contact_penalty)})
+                         interfaces={"gamma": InterfaceLaw(law, contact_penalty=contact_penalty)}, solver=solver)
 
 
 def sheared_pair(comm, degree=2):
