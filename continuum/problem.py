@@ -226,6 +226,9 @@ class StaticProblem:
         with b.localForm() as local:
             local.set(0.0)
         fem_petsc.assemble_vector(b, self.F_form)
+        # until x meets the new boundary values, the linearised effect of moving them is part of the
+        # residual: the first Newton step is then the tangent predictor, not a jump of the boundary nodes
+        fem_petsc.apply_lifting(b, [self.J_form], bcs=[self.bcs], x0=[x], alpha=-1.0)
         b.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
         for iface in self.interfaces.values():
             iface.add_residual(b)
@@ -280,7 +283,6 @@ class StaticProblem:
     def _solve_to(self, factor: float) -> tuple[bool, int, str]:
         self._apply_load(factor)
         x = self.u.x.petsc_vec.copy()
-        fem_petsc.set_bc(x, self.bcs)
         try:
             self.snes.solve(None, x)
             reason = self.snes.getConvergedReason()
@@ -321,11 +323,34 @@ class StaticProblem:
                 continue
             self.load_factor = target
             self._set(self.u.x.petsc_vec)
+            self._check_strain_range()
             result = StepResult(target, self.energies(), its, cuts,
                                 {name: self.reaction(name) for name in reactions})
             cuts = 0
             increment = min(nominal, 2 * increment)
             yield result
+
+    #: beyond this Green-Lagrange strain a third-order expansion of the crystal's energy is not trusted
+    CAUCHY_BORN_STRAIN_LIMIT = 0.08
+
+    def _check_strain_range(self) -> None:
+        """Warn (once) when a Cauchy-Born body strains past :attr:`CAUCHY_BORN_STRAIN_LIMIT`."""
+        if getattr(self, "_warned_strain", False):
+            return
+        for name, c in self.constitutive.items():
+            if not isinstance(c.material, CauchyBorn):
+                continue
+            S = fem.functionspace(self.domain.mesh, ("DG", 0))
+            size = fem.Function(S)
+            E = c.strain(self.u)
+            cells = self.domain.cell_tags.find(self.domain.bodies[name])
+            size.interpolate(fem.Expression(ufl.sqrt(ufl.inner(E, E)), S.element.interpolation_points), cells0=cells)
+            worst = self.domain.comm.allreduce(float(size.x.array[cells].max(initial=0.0)), op=MPI.MAX)
+            if worst > self.CAUCHY_BORN_STRAIN_LIMIT:
+                log.warning("body %r reaches a Green-Lagrange strain of %.3f at load factor %.4g: the Cauchy-Born "
+                            "energy W(E) is a third-order expansion and is not reliable beyond about %.2f", name,
+                            worst, self.load_factor, self.CAUCHY_BORN_STRAIN_LIMIT)
+                self._warned_strain = True
 
     def solve(self, steps: int = 1, reactions: tuple[str, ...] = ()) -> list[StepResult]:
         """All load steps of :meth:`irun` at once."""

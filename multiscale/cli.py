@@ -27,6 +27,8 @@ def main(argv: list[str] | None = None) -> int:
     from . import api
     from atomistic.md import MDBlowUp
 
+    from continuum.errors import ContinuumSolveError
+
     from .errors import INPUT_ERRORS
 
     try:
@@ -41,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     except INPUT_ERRORS as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except MDBlowUp as exc:  # the run itself failed; the diagnosis says where and what was kept
+    except (MDBlowUp, ContinuumSolveError) as exc:  # the run failed; the message says where and what was kept
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

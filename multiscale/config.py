@@ -339,4 +339,7 @@ class ReactionCase:
     output: RunOutputConfig = field(default_factory=RunOutputConfig)
 
 
-CASE_KINDS = {"train": TrainCase, "md": MDCase, "vibrations": VibrationsCase, "reaction": ReactionCase}
+from .continuum_config import ContinuumCase  # noqa: E402  (it builds on the tables above)
+
+CASE_KINDS = {"train": TrainCase, "md": MDCase, "vibrations": VibrationsCase, "reaction": ReactionCase,
+              "continuum": ContinuumCase}

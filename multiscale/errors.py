@@ -6,6 +6,9 @@ from atomistic.saddle import SaddleError
 from atomistic.structure import UnknownSpeciesError
 from atomistic.training.trainer import CheckpointMismatch
 
+from continuum.errors import ContinuumInputError
+
 from .schema import CaseError
 
-INPUT_ERRORS = (CaseError, DatasetError, ModelFileError, UnknownSpeciesError, CheckpointMismatch, SaddleError)
+INPUT_ERRORS = (CaseError, DatasetError, ModelFileError, UnknownSpeciesError, CheckpointMismatch, SaddleError,
+                ContinuumInputError)

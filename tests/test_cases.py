@@ -36,8 +36,13 @@ def test_case_runs(path, tmp_path):
     from multiscale import analysis_jobs, md_job
 
     case = tiny(load_case(CASES / path))
+    if case.kind == "continuum":
+        pytest.importorskip("dolfinx_solver", reason="the finite-element stack is an optional extra")
+        from multiscale.continuum_job import run_continuum
+    else:
+        run_continuum = None
     run = {"md": md_job.run_md, "vibrations": analysis_jobs.run_vibrations,
-           "reaction": analysis_jobs.run_reaction}[case.kind]
+           "reaction": analysis_jobs.run_reaction, "continuum": run_continuum}[case.kind]
     report = run(case, (CASES / path).parent, tmp_path, progress=False)
     assert (tmp_path / "report.json").exists()
     assert json.loads((tmp_path / "report.json").read_text())["name"] == case.name
@@ -47,6 +52,15 @@ def test_case_runs(path, tmp_path):
             assert report["analysis"]["heat_capacity"]["per_atom_kB"] > 0
         if case.analysis.compressibility:
             assert report["analysis"]["compressibility"]["bulk_modulus_GPa"] > 0
+    if case.kind == "continuum":
+        assert (tmp_path / "load.csv").exists() and (tmp_path / "load.png").exists()
+        assert (tmp_path / "fields" / "displacement.bp").is_dir()
+        if case.interface is not None and case.interface.law == "uber":  # pulled apart: W_sep A dissipated
+            from continuum.units import J_per_m2
+
+            area = case.mesh.lengths_A[1] * case.mesh.lengths_A[2]
+            stored = report["final_energies_eV"]["interface:interface_eV"]
+            assert stored == pytest.approx(case.interface.W_sep_J_m2 * J_per_m2 * area, rel=0.01)
     if case.kind == "reaction":
         assert report["saddle"]["barrier_eV"] > 0.1 and (tmp_path / "arrhenius.png").exists()
         assert (tmp_path / "irc.png").exists() and (tmp_path / "rates.csv").exists()
@@ -120,3 +134,41 @@ n_images = 3
 
 def test_paths_are_relative_to_the_case(tmp_path):
     assert Path(load_case(CASES / "cu_md" / "nvt.toml").potential.path).name == "cu_emt.safetensors"
+
+
+def test_continuum_case_gives_the_same_energy_on_two_ranks(tmp_path):
+    """DESIGN V11 through the command line: ``mpiexec -n 2 multiscale run`` against one process."""
+    import os
+    import subprocess
+    import sys
+
+    pytest.importorskip("dolfinx_solver", reason="the finite-element stack is an optional extra")
+    bindir = Path(sys.executable).parent
+    if not (bindir / "mpiexec").exists() or not (bindir / "multiscale").exists():
+        pytest.skip("no mpiexec or multiscale script beside this Python")
+    case = CASES / "cu_continuum" / "bonded_blocks.toml"
+    totals = []
+    for ranks in (1, 2):
+        out = tmp_path / f"n{ranks}"
+        subprocess.run([str(bindir / "mpiexec"), "-n", str(ranks), str(bindir / "multiscale"), "run", str(case),
+                        "--output", str(out), "-q"], check=True, timeout=600, capture_output=True,
+                       env=dict(os.environ, OMP_NUM_THREADS="1"))
+        report = json.loads((out / "report.json").read_text())
+        assert report["ranks"] == ranks
+        totals.append(report["final_energies_eV"]["total_eV"])
+    assert totals[1] == pytest.approx(totals[0], rel=1e-8)
+
+
+def test_bad_continuum_case_exits_2(tmp_path, capsys):
+    pytest.importorskip("dolfinx_solver", reason="the finite-element stack is an optional extra")
+    text = (CASES / "cu_continuum" / "bonded_blocks.toml").read_text()
+    text = text.replace('path = "../models/cu_emt.safetensors"', f'path = "{CASES / "models" / "cu_emt.safetensors"}"')
+    path = tmp_path / "case.toml"
+    path.write_text(text.replace('name = "ymax"', 'name = "top"'))
+    code = main(["run", str(path), "--output", str(tmp_path / "out"), "-q"])
+    err = capsys.readouterr().err
+    assert code == 2 and "'top'" in err and "no such boundary" in err and "Traceback" not in err
+    path.write_text(text.replace("split_x_A = 4.0", "split_x_A = 4.3"))
+    code = main(["run", str(path), "--output", str(tmp_path / "out"), "-q"])
+    err = capsys.readouterr().err
+    assert code == 2 and "not an interior grid plane" in err

@@ -1,0 +1,168 @@
+"""Run a ``continuum`` case: material from the NN-PES, mesh, load steps, fields and a load curve.
+
+Runs serially or under ``mpiexec -n N multiscale run case.toml``. The model is evaluated on rank 0
+and the constants broadcast; the mesh is built on rank 0 and distributed. Outputs: field files
+(VTX or XDMF), ``load.csv`` (load factor, energies in eV, reaction forces in eV/Å of every
+displaced boundary), ``load.png`` and ``report.json``. An unexpected error on one rank aborts all.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from continuum.backend import load_dolfinx
+
+from .continuum_config import ContinuumCase
+
+log = logging.getLogger(__name__)
+
+
+def _material(case: ContinuumCase, base: Path, comm):
+    """The continuum material (computed on rank 0 from the model, the numbers broadcast)."""
+    from continuum.materials import CauchyBorn, ElasticTensor, LinearElastic
+
+    numbers = None
+    if comm.rank == 0:
+        from atomistic import load_potential
+
+        from .materials import crystal_material
+
+        m = case.material
+        model = load_potential(base / case.potential.path, device=case.potential.device)
+        built = crystal_material(model, symbol=m.symbol, lattice=m.lattice, a_guess_A=m.a_guess_A,
+                                 orientation=(m.orientation_x, m.orientation_y), law=m.law, name=m.symbol)
+        t = built.material.tensor
+        numbers = (t.C, t.C3, built.lattice_constant_A)
+    C, C3, a0 = comm.bcast(numbers, root=0)
+    tensor = ElasticTensor(C, C3, name=case.material.symbol)
+    return (CauchyBorn(tensor) if case.material.law == "cauchy-born" else LinearElastic(tensor)), a0, tensor
+
+
+def _raw_mesh(case: ContinuumCase, base: Path):
+    from continuum.geometry import box, from_gmsh, split_interfaces
+
+    m = case.mesh
+    if m.file is not None:
+        return split_interfaces(from_gmsh(base / m.file), list(m.interfaces))
+    cuts = (("x", m.split_x_A, "interface"),) if m.split_x_A is not None else ()
+    return box(m.lengths_A, m.divisions, cell_type=m.cell_type, cuts=cuts)
+
+
+def _boundary_conditions(case: ContinuumCase):
+    from continuum.boundary import Displacement, Pressure, Symmetry, Traction
+
+    out = []
+    for b in case.boundary:
+        if b.type == "displacement":
+            out.append(Displacement(b.name, tuple(None if v == "free" else float(v) for v in b.value_A), b.ramp))
+        elif b.type == "symmetry":
+            out.append(Symmetry(b.name))
+        elif b.type == "traction":
+            out.append(Traction(b.name, tuple(b.value_GPa), b.ramp))
+        else:
+            out.append(Pressure(b.name, b.value_GPa[0], b.ramp))
+    return tuple(out)
+
+
+def _interface_law(case: ContinuumCase):
+    from continuum.cohesive import UBER
+    from continuum.interface import InterfaceLaw
+    from continuum.units import J_per_m2
+
+    i = case.interface
+    law = None if i.law == "contact" else UBER(i.W_sep_J_m2 * J_per_m2, i.length_A, i.tangential_length_A)
+    return InterfaceLaw(law, contact_penalty=i.contact_penalty)
+
+
+def run_continuum(case: ContinuumCase, base: Path, out: Path, *, resume: bool = False, progress: bool = True) -> dict:
+    load_dolfinx()
+    from mpi4py import MPI
+
+    comm = MPI.COMM_WORLD
+    try:
+        return _run(case, base, out, comm, progress)
+    except Exception as exc:
+        from continuum.errors import ContinuumInputError
+
+        if comm.size > 1 and not isinstance(exc, ContinuumInputError):  # input errors are raised on every rank
+            log.error("rank %d: %s: %s; aborting all ranks", comm.rank, type(exc).__name__, exc)
+            sys.stderr.flush()
+            comm.Abort(1)
+        raise
+
+
+def _run(case: ContinuumCase, base: Path, out: Path, comm, progress: bool) -> dict:
+    from continuum.domain import Domain
+    from continuum.output import FieldWriter
+    from continuum.problem import StaticProblem
+    from continuum.solver import SolverSettings
+
+    material, a0, tensor = _material(case, base, comm)
+    domain = Domain.create(_raw_mesh(case, base) if comm.rank == 0 else None, comm)
+    interfaces = {name: _interface_law(case) for name in domain.interfaces} if case.interface else {}
+    bcs = _boundary_conditions(case)
+    problem = StaticProblem(domain, {name: material for name in domain.bodies}, bcs=bcs, interfaces=interfaces,
+                            degree=case.solver.degree,
+                            solver=SolverSettings(linear_solver=case.solver.linear_solver, max_cuts=case.solver.max_cuts))
+    pulled = tuple(b.name for b in case.boundary if b.type == "displacement")
+    if comm.rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+    comm.barrier()
+    rows = []
+    with FieldWriter(problem, out / "fields", case.output.format) as writer:
+        writer.write(0.0)
+        steps = problem.irun(case.solver.steps, reactions=pulled)
+        if progress and comm.rank == 0:
+            from tqdm import tqdm
+
+            steps = tqdm(steps, total=case.solver.steps, desc=case.name, unit="step")
+        for k, step in enumerate(steps, start=1):
+            row = {"load_factor": step.load_factor, **{f"{k_}_eV": v for k_, v in step.energies_eV.items()},
+                   "newton_iterations": step.newton_iterations}
+            for name, force in step.reactions_eV_A.items():
+                row.update({f"reaction_{name}_{c}_eV_A": float(f) for c, f in zip("xyz", force)})
+            rows.append(row)
+            if k % case.output.every == 0 or step.load_factor >= 1.0:
+                writer.write(step.load_factor)
+    report = {"name": case.name, "ranks": comm.size, "lattice_constant_A": a0,
+              "C_GPa": np.round(tensor.C, 4).tolist(), "law": case.material.law,
+              "dofs": problem.V.dofmap.index_map.size_global * 3, "steps": len(rows),
+              "final_energies_eV": rows[-1] if rows else {}}
+    if comm.rank == 0:
+        _write_outputs(out, rows, report, pulled, case)
+    return report
+
+
+def _write_outputs(out: Path, rows: list[dict], report: dict, pulled: tuple[str, ...], case: ContinuumCase) -> None:
+    from atomistic.atomic_files import write_text
+    from atomistic.plots import save_png
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    with (out / "load.csv.tmp").open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    (out / "load.csv.tmp").replace(out / "load.csv")
+    write_text(out / "report.json", json.dumps(report, indent=2))
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    lam = [0.0] + [r["load_factor"] for r in rows]
+    for name in pulled:
+        for c in "xyz":
+            key = f"reaction_{name}_{c}_eV_A"
+            if any(abs(r[key]) > 0 for r in rows):
+                ax.plot(lam, [0.0] + [r[key] for r in rows], marker=".", label=f"{name} {c}")
+    ax.set_xlabel("load factor")
+    ax.set_ylabel("reaction force (eV/Å)")
+    ax.set_title(case.name)
+    ax.legend()
+    save_png(fig, out / "load.png")
