@@ -162,7 +162,10 @@ class CohesiveInterface:
         """Evaluate the law at the quadrature points for the displacement ``u``."""
         self.P.mult(u.x.petsc_vec, self.delta.x.petsc_vec)
         self.delta.x.scatter_forward()
-        d = self._delta_at_points.eval(self.submesh, self.cells).reshape(len(self.cells), len(self.points), 3)
+        if len(self.cells):
+            d = self._delta_at_points.eval(self.submesh, self.cells).reshape(len(self.cells), len(self.points), 3)
+        else:  # this rank holds no part of the interface
+            d = np.zeros((0, len(self.points), 3))
         n = np.broadcast_to(self.normals[:, None, :], d.shape)
         dn = np.einsum("cpi,cpi->cp", d, n)
         dt = d - dn[..., None] * n

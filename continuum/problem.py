@@ -18,7 +18,7 @@ import numpy as np
 from .backend import load_dolfinx
 from .boundary import BoundaryCondition, Pressure, Symmetry, Traction
 from .errors import ContinuumInputError, ContinuumSolveError
-from .materials import CauchyBorn, Material
+from .materials import CauchyBorn, LinearElastic, Material
 from .solver import SolverSettings
 from .units import GPa
 
@@ -176,7 +176,11 @@ class StaticProblem:
             self.A.setNearNullSpace(self._rigid_body_modes())
         prefix = f"continuum{next(_PREFIXES)}_"
         options = PETSc.Options()
-        settings = {"snes_type": "newtonls", "snes_linesearch_type": s.line_search, "snes_rtol": s.rtol,
+        # a linear problem (linear materials, no interfaces) is one linear solve: SNES "ksponly"
+        linear = self.interfaces == {} and all(isinstance(c.material, LinearElastic)
+                                               for c in self.constitutive.values())
+        settings = {"snes_type": "ksponly" if linear else "newtonls", "snes_linesearch_type": s.line_search,
+                    "snes_rtol": s.rtol,
                     "snes_atol": s.atol, "snes_stol": 0.0, "snes_max_it": s.max_iterations,
                     "snes_max_funcs": 100 * s.max_iterations}
         if s.linear_solver == "direct":

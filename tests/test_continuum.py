@@ -110,9 +110,10 @@ def test_thick_cylinder_matches_lame_within_discretisation_error():
 
 
 # -- 3. cohesive pull-off through the peak and the softening branch --------------------------------
-def test_cohesive_pull_off_follows_the_analytic_series_response_and_dissipates_W_sep():
+@pytest.mark.parametrize("law", [CU_UBER, uber_table(CU_UBER, 8.0, points=80)], ids=["uber", "table"])
+def test_cohesive_pull_off_follows_the_analytic_series_response_and_dissipates_W_sep(law):
     length, area, pull = 8.0, 16.0, 6.0  # 12 opening lengths: (1 + 12) e^-12 of W_sep is left
-    problem = pull_problem(COMM, length=length, pull_A=pull)
+    problem = pull_problem(COMM, length=length, pull_A=pull, law=law)
     stiffness = CU.C[0, 0] * GPa / length  # the two blocks in series, uniaxial strain (eV/Å^3 per Å)
     assert CU_UBER.W_sep_eV_A2 / CU_UBER.length_A**2 * np.exp(-2) < stiffness  # no snap-back
     U, F = [0.0], [0.0]
@@ -123,7 +124,7 @@ def test_cohesive_pull_off_follows_the_analytic_series_response_and_dissipates_W
 
     def analytic(u):  # u = delta + T(delta) / k, T = dphi/d delta
         def traction(d):
-            return CU_UBER.evaluate(d, 0.0).phi_n
+            return law.evaluate(np.array(d), np.array(0.0)).phi_n
         return float(traction(brentq(lambda d: d + traction(d) / stiffness - u, -1.0, u + 1.0)))
 
     sigma = np.array([analytic(u) for u in U])
@@ -131,11 +132,18 @@ def test_cohesive_pull_off_follows_the_analytic_series_response_and_dissipates_W
     assert 5 < peak < len(U) - 20 and sigma[-1] < 0.01 * sigma[peak]  # through the peak, well into softening
     assert np.abs(F / area - sigma).max() < 1e-6 * sigma[peak]
     work = np.trapezoid(F, U)
-    assert work == pytest.approx(CU_UBER.W_sep_eV_A2 * area, rel=1e-2)
+    assert work == pytest.approx(law.work_of_separation_eV_A2 * area, rel=1e-2)
     energy = problem.energies()
-    assert energy["interface:gamma"] == pytest.approx(CU_UBER.W_sep_eV_A2 * area, rel=1e-3)
+    assert energy["interface:gamma"] == pytest.approx(law.work_of_separation_eV_A2 * area, rel=1e-3)
     print(f"peak {sigma[peak] / GPa:.2f} GPa at U = {U[peak]:.2f} Å; work {work:.5f} eV vs W_sep A "
-          f"{CU_UBER.W_sep_eV_A2 * area:.5f} eV")
+          f"{law.work_of_separation_eV_A2 * area:.5f} eV")
+
+
+def test_tetrahedra_and_hexahedra_agree_on_a_uniform_state():
+    energies = [pull_problem(COMM, pull_A=1.0, cell_type=cell, divisions=(4, 2, 2)).solve(4)[-1].energies_eV
+                for cell in ("hexahedron", "tetrahedron")]
+    for key, value in energies[0].items():
+        assert energies[1][key] == pytest.approx(value, rel=1e-9, abs=1e-13), key
 
 
 def test_contact_without_adhesion_prevents_interpenetration():
