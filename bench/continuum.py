@@ -38,7 +38,7 @@ from continuum.domain import Domain  # noqa: E402
 from continuum.elasticity import Constitutive, tensor_from_voigt_stress, voigt_strain  # noqa: E402
 from continuum.geometry import box  # noqa: E402
 from continuum.materials import ElasticTensor, LinearElastic, orientation_matrix  # noqa: E402
-from continuum.problem import StaticProblem  # noqa: E402
+from continuum.problem import StaticProblem, rigid_body_modes  # noqa: E402
 from continuum.solver import SolverSettings  # noqa: E402
 
 COMM = MPI.COMM_WORLD
@@ -107,25 +107,7 @@ def plain(domain: Domain) -> dict:
     b.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
     fem_petsc.set_bc(b, bcs)
     assemble = time.perf_counter() - t1
-    # near-nullspace: the same six rigid-body modes
-    n = V.dofmap.index_map.size_local
-    x = V.tabulate_dof_coordinates()[:n]
-    modes = np.zeros((6, n, 3))
-    for c in range(3):
-        modes[c, :, c] = 1.0
-    modes[3, :, 0], modes[3, :, 1] = -x[:, 1], x[:, 0]
-    modes[4, :, 0], modes[4, :, 2] = x[:, 2], -x[:, 0]
-    modes[5, :, 2], modes[5, :, 1] = x[:, 1], -x[:, 2]
-    vecs = []
-    for m in modes:
-        vec = A.createVecRight()
-        vec.setArray(m.ravel())
-        vecs.append(vec)
-    for i, vi in enumerate(vecs):
-        for vj in vecs[:i]:
-            vi.axpy(-vi.dot(vj), vj)
-        vi.normalize()
-    A.setNearNullSpace(PETSc.NullSpace().create(vectors=vecs, comm=msh.comm))
+    A.setNearNullSpace(rigid_body_modes(V))  # the same six modes (a helper, not solver logic)
     ksp = PETSc.KSP().create(msh.comm)
     ksp.setOperators(A)
     ksp.setType("cg")

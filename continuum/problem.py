@@ -65,6 +65,29 @@ def _symmetry_axis(domain: Domain, facets: np.ndarray, name: str) -> int:
     return axis
 
 
+def rigid_body_modes(V) -> PETSc.NullSpace:
+    """The six rigid-body modes of a vector space V, orthonormalised: the near-nullspace for GAMG."""
+    imap = V.dofmap.index_map
+    n = imap.size_local
+    x = V.tabulate_dof_coordinates()[:n]
+    modes = np.zeros((6, n, 3))
+    for c in range(3):
+        modes[c, :, c] = 1.0
+    modes[3, :, 0], modes[3, :, 1] = -x[:, 1], x[:, 0]
+    modes[4, :, 0], modes[4, :, 2] = x[:, 2], -x[:, 0]
+    modes[5, :, 2], modes[5, :, 1] = x[:, 1], -x[:, 2]
+    vecs = []
+    for m in modes:
+        vec = PETSc.Vec().createMPI((3 * n, 3 * imap.size_global), bsize=3, comm=V.mesh.comm)
+        vec.setArray(m.ravel())
+        vecs.append(vec)
+    for i, vi in enumerate(vecs):  # modified Gram-Schmidt
+        for vj in vecs[:i]:
+            vi.axpy(-vi.dot(vj), vj)
+        vi.normalize()
+    return PETSc.NullSpace().create(vectors=vecs, comm=V.mesh.comm)
+
+
 class StaticProblem:
     """Quasi-static equilibrium of a :class:`Domain` (lengths Å, moduli GPa, energies eV).
 
@@ -173,7 +196,7 @@ class StaticProblem:
             for iface in self.interfaces.values():
                 self.A.axpy(1.0, iface.tangent(), structure=PETSc.Mat.Structure.DIFFERENT_NONZERO_PATTERN)
         if s.linear_solver == "cg":
-            self.A.setNearNullSpace(self._rigid_body_modes())
+            self.A.setNearNullSpace(rigid_body_modes(self.V))
         prefix = f"continuum{next(_PREFIXES)}_"
         options = PETSc.Options()
         # a linear problem (linear materials, no interfaces) is one linear solve: SNES "ksponly"
@@ -196,27 +219,6 @@ class StaticProblem:
             options.delValue(prefix + key)
         self.snes.setFunction(self._residual, self.b)
         self.snes.setJacobian(self._jacobian, self.A)
-
-    def _rigid_body_modes(self) -> PETSc.NullSpace:
-        imap = self.V.dofmap.index_map
-        n = imap.size_local
-        x = self.V.tabulate_dof_coordinates()[:n]
-        modes = np.zeros((6, n, 3))
-        for c in range(3):
-            modes[c, :, c] = 1.0
-        modes[3, :, 0], modes[3, :, 1] = -x[:, 1], x[:, 0]
-        modes[4, :, 0], modes[4, :, 2] = x[:, 2], -x[:, 0]
-        modes[5, :, 2], modes[5, :, 1] = x[:, 1], -x[:, 2]
-        vecs = []
-        for m in modes:
-            vec = PETSc.Vec().createMPI((3 * n, 3 * imap.size_global), bsize=3, comm=self.domain.comm)
-            vec.setArray(m.ravel())
-            vecs.append(vec)
-        for i, vi in enumerate(vecs):  # modified Gram-Schmidt
-            for vj in vecs[:i]:
-                vi.axpy(-vi.dot(vj), vj)
-            vi.normalize()
-        return PETSc.NullSpace().create(vectors=vecs, comm=self.domain.comm)
 
     def _set(self, x) -> None:
         if x.handle != self.u.x.petsc_vec.handle:
