@@ -132,7 +132,7 @@ class StaticProblem:
             scale = self.load if getattr(bc, "ramp", False) else 1.0
             tag = domain.boundaries[bc.boundary]
             if isinstance(bc, Traction):
-                t = ufl.as_vector([v * GPa for v in bc.traction_GPa])
+                t = ufl.as_vector([component * GPa for component in bc.traction_GPa])
                 external = external + scale * ufl.dot(t, self.u) * ds(tag)
             elif isinstance(bc, Pressure):
                 external = external - scale * bc.pressure_GPa * GPa * ufl.dot(n, self.u) * ds(tag)
@@ -140,7 +140,7 @@ class StaticProblem:
                 if isinstance(bc, Symmetry):
                     components = {_symmetry_axis(domain, facets, bc.boundary): 0.0}
                 else:
-                    components = {c: v for c, v in enumerate(bc.value_A) if v is not None}
+                    components = {c: value for c, value in enumerate(bc.value_A) if value is not None}
                 for c, value in components.items():
                     dofs = fem.locate_dofs_topological(self.V.sub(c), fdim, facets)
                     g = fem.Constant(msh, default_scalar_type(0.0))
@@ -152,10 +152,12 @@ class StaticProblem:
         self.internal_force_form = fem.form(internal_force)
         self.F_form = fem.form(residual)
         self.J_form = fem.form(ufl.derivative(residual, self.u, du))
-        constrained = self._global_constrained(constrained_local)
-        stiffness = max(float(np.abs(np.diag(m.tensor.C)).max()) for m in materials.values()) * GPa
-        self.interfaces = {name: CohesiveInterface(domain, self.V, name, spec, constrained, stiffness)
-                           for name, spec in interfaces.items()}
+        self.interfaces = {}
+        if interfaces:
+            constrained = self._global_constrained(constrained_local)
+            stiffness = max(float(np.abs(np.diag(m.tensor.C)).max()) for m in materials.values()) * GPa
+            self.interfaces = {name: CohesiveInterface(domain, self.V, name, spec, constrained, stiffness)
+                               for name, spec in interfaces.items()}
         self._setup_snes()
 
     # -- checks ------------------------------------------------------------------------------

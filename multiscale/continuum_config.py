@@ -53,18 +53,22 @@ class MeshConfig:
 @dataclass(frozen=True)
 class InterfaceConfig:
     """The cohesive law of every interface: UBER (``W_sep_J_m2``, ``length_A``, optional
-    ``tangential_length_A``), and contact without adhesion (``contact_penalty`` > 0; with
-    ``law = "contact"`` there is no adhesion at all)."""
+    ``tangential_length_A``), a ``table`` (a CSV file relative to the case file, two columns:
+    opening in Å from 0, energy per area in J/m^2 from 0; a smooth spline through them), and
+    contact without adhesion (``contact_penalty`` > 0; with ``law = "contact"`` no adhesion at all)."""
 
-    law: Literal["uber", "contact"] = "uber"
+    law: Literal["uber", "table", "contact"] = "uber"
     W_sep_J_m2: float | None = None
     length_A: float | None = None
     tangential_length_A: float | None = None
+    table: str | None = None
     contact_penalty: float = 0.0
 
     def __post_init__(self):
         if self.law == "uber" and (self.W_sep_J_m2 is None or self.length_A is None):
             raise ValueError("interface: law = 'uber' needs W_sep_J_m2 and length_A")
+        if (self.law == "table") != (self.table is not None):
+            raise ValueError("interface: law = 'table' goes with table = 'file.csv' (and only with it)")
 
 
 @dataclass(frozen=True)

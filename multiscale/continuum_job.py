@@ -70,13 +70,26 @@ def _boundary_conditions(case: ContinuumCase):
     return tuple(out)
 
 
-def _interface_law(case: ContinuumCase):
-    from continuum.cohesive import UBER
+def _interface_law(case: ContinuumCase, base: Path):
+    from continuum.cohesive import UBER, TabulatedLaw
+    from continuum.errors import ContinuumInputError
     from continuum.interface import InterfaceLaw
     from continuum.units import J_per_m2
 
     i = case.interface
-    law = None if i.law == "contact" else UBER(i.W_sep_J_m2 * J_per_m2, i.length_A, i.tangential_length_A)
+    law = None
+    if i.law == "uber":
+        law = UBER(i.W_sep_J_m2 * J_per_m2, i.length_A, i.tangential_length_A)
+    elif i.law == "table":
+        path = base / i.table
+        try:
+            table = np.loadtxt(path, delimiter=",", ndmin=2, comments="#")
+        except (OSError, ValueError) as exc:
+            raise ContinuumInputError(f"interface.table = {i.table!r}: cannot read two numeric columns ({exc})") from None
+        if table.shape[1] != 2:
+            raise ContinuumInputError(f"interface.table = {i.table!r}: expected 2 columns (opening_A, energy_J_m2), "
+                                      f"got {table.shape[1]}")
+        law = TabulatedLaw(tuple(table[:, 0]), tuple(table[:, 1] * J_per_m2))
     return InterfaceLaw(law, contact_penalty=i.contact_penalty)
 
 
@@ -105,7 +118,7 @@ def _run(case: ContinuumCase, base: Path, out: Path, comm, progress: bool) -> di
 
     material, a0, tensor = _material(case, base, comm)
     domain = Domain.create(_raw_mesh(case, base) if comm.rank == 0 else None, comm)
-    interfaces = {name: _interface_law(case) for name in domain.interfaces} if case.interface else {}
+    interfaces = {name: _interface_law(case, base) for name in domain.interfaces} if case.interface else {}
     bcs = _boundary_conditions(case)
     problem = StaticProblem(domain, {name: material for name in domain.bodies}, bcs=bcs, interfaces=interfaces,
                             degree=case.solver.degree,

@@ -172,3 +172,28 @@ def test_bad_continuum_case_exits_2(tmp_path, capsys):
     code = main(["run", str(path), "--output", str(tmp_path / "out"), "-q"])
     err = capsys.readouterr().err
     assert code == 2 and "not an interior grid plane" in err
+
+
+def test_continuum_case_with_a_tabulated_law_matches_the_law_it_samples(tmp_path):
+    """The same pull-off with the UBER law given as a table (opening in Å, energy in J/m^2)."""
+    pytest.importorskip("dolfinx_solver", reason="the finite-element stack is an optional extra")
+    import numpy as np
+
+    from continuum.cohesive import UBER
+    from continuum.units import J_per_m2
+    from multiscale.continuum_job import run_continuum
+
+    case = load_case(CASES / "cu_continuum" / "bonded_blocks.toml")
+    uber = UBER(case.interface.W_sep_J_m2 * J_per_m2, case.interface.length_A)
+    d = np.linspace(0.0, 16.0, 161)
+    np.savetxt(tmp_path / "law.csv", np.column_stack([d, uber.evaluate(d, 0 * d).phi / J_per_m2]), delimiter=",",
+               header="opening_A,energy_J_m2")
+    tabulated = replace(case, interface=replace(case.interface, law="table", table=str(tmp_path / "law.csv"),
+                                                W_sep_J_m2=None, length_A=None),
+                        solver=replace(case.solver, steps=20))
+    reference = replace(case, solver=replace(case.solver, steps=20))
+    base = CASES / "cu_continuum"
+    a = run_continuum(reference, base, tmp_path / "uber", progress=False)["final_energies_eV"]
+    b = run_continuum(tabulated, base, tmp_path / "table", progress=False)["final_energies_eV"]
+    assert b["total_eV"] == pytest.approx(a["total_eV"], rel=2e-3)
+    assert b["reaction_xmax_x_eV_A"] == pytest.approx(a["reaction_xmax_x_eV_A"], rel=2e-2)
