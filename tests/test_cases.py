@@ -197,3 +197,47 @@ def test_continuum_case_with_a_tabulated_law_matches_the_law_it_samples(tmp_path
     b = run_continuum(tabulated, base, tmp_path / "table", progress=False)["final_energies_eV"]
     assert b["total_eV"] == pytest.approx(a["total_eV"], rel=2e-3)
     assert b["reaction_xmax_x_eV_A"] == pytest.approx(a["reaction_xmax_x_eV_A"], rel=2e-2)
+
+
+ONE_RANK_FAILS = """
+import sys
+from mpi4py import MPI
+import continuum.problem
+from multiscale.case_file import load_case
+from multiscale.continuum_job import run_continuum
+
+original = continuum.problem.StaticProblem.energies
+
+def energies(self):  # a fault on rank 1 only, in the middle of the load steps
+    if MPI.COMM_WORLD.rank == 1 and self.load_factor > 0.3:
+        raise RuntimeError("simulated fault on rank 1")
+    return original(self)
+
+continuum.problem.StaticProblem.energies = energies
+case = load_case(sys.argv[1])
+run_continuum(case, __import__("pathlib").Path(sys.argv[1]).parent, __import__("pathlib").Path(sys.argv[2]),
+              progress=False)
+"""
+
+
+def test_an_error_on_one_rank_ends_all_ranks(tmp_path):
+    """The other rank would wait forever in the next collective; the job must abort instead."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    pytest.importorskip("dolfinx_solver", reason="the finite-element stack is an optional extra")
+    mpiexec = Path(sys.executable).parent / "mpiexec"
+    if not mpiexec.exists():
+        pytest.skip("no mpiexec beside this Python")
+    script = tmp_path / "fault.py"
+    script.write_text(ONE_RANK_FAILS)
+    t0 = time.perf_counter()
+    done = subprocess.run([str(mpiexec), "-n", "2", sys.executable, str(script),
+                           str(CASES / "cu_continuum" / "bonded_blocks.toml"), str(tmp_path / "out")],
+                          capture_output=True, text=True, timeout=300, env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert done.returncode != 0
+    assert "simulated fault on rank 1" in done.stderr + done.stdout
+    assert "aborting all ranks" in done.stderr + done.stdout
+    print(f"aborted after {time.perf_counter() - t0:.1f} s")
