@@ -223,14 +223,24 @@ class StaticProblem:
         self.snes.setJacobian(self._jacobian, self.A)
 
     def _set(self, x) -> None:
+        """Make ``u`` (and the interfaces' quadrature fields) those of ``x``."""
         if x.handle != self.u.x.petsc_vec.handle:
             x.copy(self.u.x.petsc_vec)
         self.u.x.scatter_forward()
         for iface in self.interfaces.values():
             iface.update(self.u)
+        self._synced = None
+
+    def _sync(self, x) -> None:
+        """:meth:`_set`, skipped when SNES asks again about the same, unchanged ``x``
+        (the residual and the Jacobian of one Newton iteration)."""
+        key = (x.handle, x.stateGet())
+        if key != getattr(self, "_synced", None):
+            self._set(x)
+            self._synced = key
 
     def _residual(self, snes, x, b) -> None:
-        self._set(x)
+        self._sync(x)
         with b.localForm() as local:
             local.set(0.0)
         fem_petsc.assemble_vector(b, self.F_form)
@@ -243,7 +253,7 @@ class StaticProblem:
         fem_petsc.set_bc(b, self.bcs, x, -1.0)
 
     def _jacobian(self, snes, x, A, P) -> None:
-        self._set(x)
+        self._sync(x)
         A.zeroEntries()
         fem_petsc.assemble_matrix(A, self.J_form, self.bcs)
         A.assemble()
@@ -291,6 +301,7 @@ class StaticProblem:
     def _solve_to(self, factor: float) -> tuple[bool, int, str]:
         self._apply_load(factor)
         x = self.u.x.petsc_vec.copy()
+        self._synced = None  # a new vector may reuse an old one's handle
         try:
             self.snes.solve(None, x)
             reason = self.snes.getConvergedReason()
