@@ -256,6 +256,24 @@ def test_cauchy_born_energy_under_uniform_stretch_is_W_times_volume():
                                                         * GPa * 4.0, rel=1e-8)
 
 
+def test_traction_gives_the_uniaxial_stress_solution():
+    from continuum.boundary import Traction
+
+    tensor = CU.rotated(orientation_matrix((1, 1, 0), (-1, 1, 0)))  # orthotropic in the box axes
+    domain = Domain.create(box((3, 1, 1), (3, 1, 1)) if COMM.rank == 0 else None, COMM)
+    t = 2.0  # GPa
+    bcs = (Symmetry("xmin"), Symmetry("ymin"), Symmetry("zmin"), Traction("xmax", (t, 0.0, 0.0)))
+    problem = StaticProblem(domain, {"body1": LinearElastic(tensor)}, bcs=bcs)
+    problem.solve(1)
+    strain = np.linalg.solve(tensor.C, [t, 0, 0, 0, 0, 0])  # free lateral faces: only sigma_xx
+    x = problem.V.tabulate_dof_coordinates()
+    u = problem.u.x.array.reshape(-1, 3)
+    assert np.allclose(u[:, 0], strain[0] * x[:, 0], atol=1e-12) and np.allclose(u[:, 1], strain[1] * x[:, 1], atol=1e-12)
+    energy = problem.energies()
+    assert energy["external"] == pytest.approx(2 * energy["strain:body1"], rel=1e-10)  # Clapeyron
+    assert problem.reaction("xmin")[0] == pytest.approx(-t * GPa * 1.0, rel=1e-10)
+
+
 def test_rotated_tensor_is_right():
     c3 = cubic_third_order(-1270.0, -814.0, -50.0, -3.0, -780.0, -95.0)
     t = ElasticTensor(CU.C, c3)
