@@ -21,9 +21,9 @@ from ase import Atoms
 from ase.build import fcc100, fcc110, fcc111
 from scipy.optimize import curve_fit
 
+from atomistic.forces import predict
 from atomistic.models import model_device
 from atomistic.neighbors import build_neighbors
-from atomistic.forces import predict
 from atomistic.optimize import relax
 from atomistic.structure import from_atoms
 from continuum.cohesive import UBER, TabulatedLaw
