@@ -12,7 +12,6 @@ the layers farthest from the interface relax at each opening. The curve fits UBE
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,7 +27,6 @@ from atomistic.optimize import relax
 from atomistic.structure import from_atoms
 from continuum.cohesive import UBER, TabulatedLaw
 
-log = logging.getLogger(__name__)
 _PLANES = {"100": fcc100, "110": fcc110, "111": fcc111}
 
 
