@@ -70,9 +70,8 @@ class Handshake:
     def depth(self, X: np.ndarray) -> np.ndarray:
         """Distance (Å) from the nearest coupled face into the box; negative outside it.
 
-        Outside, minus the largest distance past a coupled face (the box grown by a margin is a box);
-        ``-inf`` beyond an
-        uncoupled face (outside the body, not in the pad)."""
+        Outside, minus the largest distance past a coupled face (so the pad is the box grown by
+        ``pad_A``); ``-inf`` beyond an uncoupled face (outside the body, not in the pad)."""
         X = np.asarray(X, dtype=float)
         lo, hi = np.asarray(self.lower_A, float), np.asarray(self.upper_A, float)
         inside = np.full(len(X), np.inf)
