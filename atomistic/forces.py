@@ -53,8 +53,13 @@ AUTO_CHUNK = {"cpu": 2048, "cuda": 65536}
 
 
 def predict(model: EnergyModel, structures: Structures, neighbors: Neighbors, *, forces: bool = True,
-            stress: bool = False, create_graph: bool = False, chunk_size: int | str | None = "auto") -> Prediction:
+            stress: bool = False, create_graph: bool = False, chunk_size: int | str | None = "auto",
+            weights: torch.Tensor | None = None) -> Prediction:
     """Energy and, by autograd, forces and stress of every structure.
+
+    ``weights`` (n_atoms,), dimensionless: the energy becomes the weighted sum of site energies
+    ``sum_i w_i E_i`` (a blended region's share, DESIGN section 5), and forces and stress are its
+    exact derivatives; ``energies`` stays the unweighted site energies.
 
     ``create_graph`` keeps the graph for training on forces/stress (double backward).
     ``chunk_size`` evaluates centre atoms in blocks, each followed by its own backward pass, so
@@ -75,24 +80,30 @@ def predict(model: EnergyModel, structures: Structures, neighbors: Neighbors, *,
     pos, cell = _strained(structures, strain, pos0) if stress else (pos0, structures.cell)
     cell = _cell_per_atom(structures, cell)
 
+    if weights is not None and weights.shape != (n,):
+        raise ValueError(f"weights: expected shape ({n},), got {tuple(weights.shape)}")
+
+    def total(e: torch.Tensor, part=slice(None)) -> torch.Tensor:
+        return e.sum() if weights is None else (e * weights[part]).sum()
+
     if chunk_size is None or chunk_size >= n:
         e_atom = model.atomic_energies(pos, cell, structures.species, neighbors)
-        grads = torch.autograd.grad(e_atom.sum(), inputs, create_graph=create_graph) if inputs else []
+        grads = torch.autograd.grad(total(e_atom), inputs, create_graph=create_graph) if inputs else []
     else:
         parts = []
         grads = [torch.zeros_like(t) for t in inputs]
         for start in range(0, n, chunk_size):
-            e = model.atomic_energies(pos, cell, structures.species, neighbors,
-                                      slice(start, min(start + chunk_size, n)))
+            part = slice(start, min(start + chunk_size, n))
+            e = model.atomic_energies(pos, cell, structures.species, neighbors, part)
             if inputs:
                 # the shared strain graph must survive every chunk's backward pass
-                for acc, g in zip(grads, torch.autograd.grad(e.sum(), inputs, retain_graph=stress)):
+                for acc, g in zip(grads, torch.autograd.grad(total(e, part), inputs, retain_graph=stress)):
                     acc += g
             parts.append(e.detach())
             del e  # free this chunk's graph before the next one is built
         e_atom = torch.cat(parts)
     energy = torch.zeros(structures.n_structures, dtype=e_atom.dtype, device=e_atom.device)
-    energy = energy.index_add(0, structures.batch, e_atom)
+    energy = energy.index_add(0, structures.batch, e_atom if weights is None else e_atom * weights)
     out = Prediction(energy=energy, energies=e_atom)
     grads = list(grads)
     if forces:
