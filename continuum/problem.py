@@ -23,6 +23,8 @@ from .solver import SolverSettings
 from .units import GPa
 
 dolfinx = load_dolfinx()
+import basix  # noqa: E402
+import basix.ufl  # noqa: E402
 import ufl  # noqa: E402
 from dolfinx import default_scalar_type, fem  # noqa: E402
 from dolfinx import mesh as dmesh  # noqa: E402
@@ -96,11 +98,13 @@ class StaticProblem:
     ``interfaces`` maps interface names (split when the mesh was built) to an
     :class:`~continuum.interface.InterfaceLaw`. ``degree``: 1 or 2 (Lagrange). ``body_force``: a
     function of the UFL spatial coordinate giving a force density (eV/Å^4, ramped with the load),
-    e.g. for manufactured solutions."""
+    e.g. for manufactured solutions. ``energy_weight``: a numpy function of reference positions
+    (k, 3) Å giving a weight (k,) of the strain energy density at each quadrature point, such as
+    ``1 - beta`` of a handshake (DESIGN section 5); quadrature of degree ``2 * degree`` then."""
 
     def __init__(self, domain: Domain, materials: dict[str, Material], *, bcs: tuple[BoundaryCondition, ...] = (),
                  interfaces: dict[str, InterfaceLaw] | None = None, degree: int = 1,
-                 solver: SolverSettings | None = None, body_force=None):
+                 solver: SolverSettings | None = None, body_force=None, energy_weight=None):
         self.domain, self.solver = domain, solver or SolverSettings()
         interfaces = dict(interfaces or {})
         self._validate(materials, bcs, interfaces, degree)
@@ -116,11 +120,16 @@ class StaticProblem:
         # linear laws: the default degree 2(k-1) is exact; Cauchy-Born: 2k, as accurate as the element
         metadata = {name: {"quadrature_degree": 2 * degree} if isinstance(m, CauchyBorn) else {}
                     for name, m in materials.items()}
+        weight = 1.0
+        if energy_weight is not None:
+            weight = self._quadrature_weight(energy_weight, 2 * degree)
+            metadata = {name: {"quadrature_degree": 2 * degree, "quadrature_rule": "default"} for name in materials}
         measure = {name: dx(domain.bodies[name], metadata=metadata[name]) for name in materials}
-        self.strain_forms = {name: fem.form(c.energy_density(self.u) * measure[name])
+        self.strain_forms = {name: fem.form(weight * c.energy_density(self.u) * measure[name])
                              for name, c in self.constitutive.items()}
         v, du = ufl.TestFunction(self.V), ufl.TrialFunction(self.V)
-        internal_force = sum(c.virtual_work(self.u, v) * measure[name] for name, c in self.constitutive.items())
+        internal_force = sum(weight * c.virtual_work(self.u, v) * measure[name]
+                             for name, c in self.constitutive.items())
         # external loads and Dirichlet conditions
         n = ufl.FacetNormal(msh)
         external = 0
@@ -159,6 +168,24 @@ class StaticProblem:
             self.interfaces = {name: CohesiveInterface(domain, self.V, name, spec, constrained, stiffness)
                                for name, spec in interfaces.items()}
         self._setup_snes()
+
+    def _quadrature_weight(self, function, degree: int):
+        """``function`` of the reference coordinates, held at the quadrature points of ``degree``."""
+        msh = self.domain.mesh
+        cell = msh.basix_cell()
+        points, _ = basix.make_quadrature(cell, degree)
+        weight = fem.Function(fem.functionspace(msh, basix.ufl.quadrature_element(cell, (), degree=degree)))
+        n_cells = msh.topology.index_map(msh.topology.dim).size_local
+        cells = np.arange(n_cells, dtype=np.int32)
+        x = fem.Expression(ufl.SpatialCoordinate(msh), points).eval(msh, cells).reshape(-1, 3) if n_cells else \
+            np.zeros((0, 3))
+        values = np.asarray(function(x), dtype=float)
+        if values.shape != (len(x),) or not np.all(np.isfinite(values)) or np.any(values < 0):
+            raise ContinuumInputError("energy_weight: expected one finite, non-negative weight per point")
+        dofs = weight.function_space.dofmap.list[:n_cells]
+        weight.x.array[dofs.ravel()] = values
+        weight.x.scatter_forward()
+        return weight
 
     # -- checks ------------------------------------------------------------------------------
     def _validate(self, materials, bcs, interfaces, degree) -> None:

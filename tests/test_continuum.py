@@ -391,3 +391,21 @@ def test_a_load_step_that_cannot_converge_is_reported():
     with pytest.raises(ContinuumSolveError, match="from 0 to 0.0625 failed after halving it 2 times: "
                                                   "SNES DIVERGED_MAX_IT.*last converged load factor is 0;"):
         problem.solve(4)
+
+
+def test_energy_weight_blends_the_continuum_energy():
+    """With the weight 1 - beta of a handshake, a uniform strain stores W * int (1 - beta) dV."""
+    from coupling.handshake import Handshake
+
+    domain = Domain.create(box((12, 4, 4), (12, 2, 2)) if COMM.rank == 0 else None, COMM)
+    hs = Handshake((-20, -20, -20), (6, 24, 24), width_A=4.0, pad_A=6.0, coupled_faces=("xmax",), ramp="c1")
+    weight = lambda x: 1.0 - hs.beta(x)  # noqa: E731  core x < 2, ramp 2 < x < 6, continuum beyond
+    problem = StaticProblem(domain, {"body1": LinearElastic(CU)}, energy_weight=weight,
+                            bcs=(Displacement("xmin", (0.0, 0.0, 0.0)),))
+    strain = 0.01
+    problem.u.interpolate(lambda x: np.stack([strain * x[0], 0 * x[0], 0 * x[0]]))
+    W = 0.5 * CU.C[0, 0] * strain**2 * GPa
+    # int (1 - beta) dV over the box: 6 Å of continuum plus half of the 4 Å C1 ramp, times 16 Å^2
+    assert problem.energies()["total"] == pytest.approx(W * (6.0 + 2.0) * 16.0, rel=1e-3)
+    with pytest.raises(ContinuumInputError, match="energy_weight"):
+        StaticProblem(domain, {"body1": LinearElastic(CU)}, energy_weight=lambda x: -np.ones(len(x)))
