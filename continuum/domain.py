@@ -80,6 +80,14 @@ class Domain:
             raise ContinuumInputError(f"{field} = {name!r}: no such body in the mesh; bodies: {sorted(self.bodies)}")
         return self.bodies[name]
 
+    def interface(self, name: str) -> Interface:
+        """The split interface ``name`` (an error naming the known ones otherwise)."""
+        if name not in self.interfaces:
+            raise ContinuumInputError(
+                f"interfaces.{name}: not an internal surface of the mesh (declare it when the mesh is built, "
+                f"so that it is split); interfaces: {sorted(self.interfaces)}")
+        return self.interfaces[name]
+
     def boundary_facets(self, name: str, field: str) -> np.ndarray:
         """Local indices of the facets of boundary ``name`` (a collective check that it has facets)."""
         if name not in self.boundaries:

@@ -67,12 +67,8 @@ class CohesiveInterface:
     """The energy of one interface of a :class:`~continuum.domain.Domain` in the space ``V``."""
 
     def __init__(self, domain, V, name: str, spec: InterfaceLaw, constrained: set[int], stiffness_eV_A3: float):
-        if name not in domain.interfaces:
-            raise ContinuumInputError(
-                f"interfaces.{name}: not an internal surface of the mesh (declare it when the mesh is built, "
-                f"so that it is split); interfaces: {sorted(domain.interfaces)}")
+        domain.interface(name)
         self.name, self.spec = name, spec
-        info = domain.interfaces[name]
         comm = domain.comm
         msh = domain.mesh
         tdim = msh.topology.dim
@@ -85,7 +81,7 @@ class CohesiveInterface:
         # the facet normal of each submesh cell, oriented from the minus body into the plus body
         n_cells = self.submesh.topology.index_map(tdim - 1).size_local
         parent = entity_map.sub_topology_to_topology(np.arange(n_cells, dtype=np.int32), False)
-        self.normals = self._normals(msh, parent, domain.cell_tags, info.minus_body)
+        self.normals = self._normals(msh, parent)
         self.area_A2 = comm.allreduce(fem.assemble_scalar(fem.form(1.0 * ufl.dx(domain=self.submesh))), op=MPI.SUM)
         # P: the jump of u at every owned dof of W
         self.P, self.P_free = self._jump_matrices(V, minus, plus, constrained)
@@ -107,9 +103,11 @@ class CohesiveInterface:
         self.H = fem_petsc.create_matrix(self.H_form)
         self.penalty = spec.contact_penalty * stiffness_eV_A3 / domain.min_cell_size()
         self._PtHP = None
+        self.traction = fem.Function(self.W, name="traction_GPa")
 
     @staticmethod
-    def _normals(msh, facets: np.ndarray, cell_tags, minus_body: int) -> np.ndarray:
+    def _normals(msh, facets: np.ndarray) -> np.ndarray:
+        """Unit normals of minus-side facets, pointing away from their one (minus-body) cell."""
         tdim = msh.topology.dim
         nodes = dmesh.entities_to_geometry(msh, tdim - 1, facets)
         x = msh.geometry.x[nodes]  # (f, v, 3)
@@ -222,7 +220,8 @@ class CohesiveInterface:
         return self._PtHP
 
     def nodal_fields(self):
-        """Opening (Å) and traction (GPa) at the nodes of the interface, as functions on its submesh.
+        """Opening (Å) and traction (GPa) at the nodes of the interface, as functions on its submesh
+        (the same two functions at every call).
 
         A node takes the normal of one of its facets (exact for a plane interface)."""
         delta = self.delta.x.array.reshape(-1, 3)
@@ -233,6 +232,5 @@ class CohesiveInterface:
         dt = delta - dn[:, None] * normal
         values = self._law(dn, np.einsum("ki,ki->k", dt, dt))
         traction = values[1][:, None] * normal + 2.0 * values[2][:, None] * dt
-        T = fem.Function(self.W, name="traction_GPa")
-        T.x.array[:] = (traction / GPa).ravel()
-        return self.delta, T
+        self.traction.x.array[:] = (traction / GPa).ravel()
+        return self.delta, self.traction

@@ -200,10 +200,7 @@ class StaticProblem:
         for bc in bcs:
             d.boundary_facets(bc.boundary, f"boundary condition on {bc.boundary!r}")
         for name in interfaces:
-            if name not in d.interfaces:
-                raise ContinuumInputError(
-                    f"interfaces.{name}: not an internal surface of the mesh (declare it when the mesh is built, "
-                    f"so that it is split); interfaces: {sorted(d.interfaces)}")
+            d.interface(name)
 
     def _global_constrained(self, local_dofs: list[np.ndarray]) -> set[int]:
         """Global (unrolled) indices of every Dirichlet-constrained dof, on every rank."""
@@ -383,14 +380,15 @@ class StaticProblem:
         """Warn (once) when a Cauchy-Born body strains past :attr:`CAUCHY_BORN_STRAIN_LIMIT`."""
         if getattr(self, "_warned_strain", False):
             return
-        for name, c in self.constitutive.items():
-            if not isinstance(c.material, CauchyBorn):
-                continue
+        if not hasattr(self, "_strain_size"):
             S = fem.functionspace(self.domain.mesh, ("DG", 0))
-            size = fem.Function(S)
-            E = c.strain(self.u)
-            cells = self.domain.cell_tags.find(self.domain.bodies[name])
-            size.interpolate(fem.Expression(ufl.sqrt(ufl.inner(E, E)), S.element.interpolation_points), cells0=cells)
+            self._strain_size = (fem.Function(S), [
+                (name, self.domain.cell_tags.find(self.domain.bodies[name]),
+                 fem.Expression(ufl.sqrt(ufl.inner(c.strain(self.u), c.strain(self.u))), S.element.interpolation_points))
+                for name, c in self.constitutive.items() if isinstance(c.material, CauchyBorn)])
+        size, bodies = self._strain_size
+        for name, cells, expression in bodies:
+            size.interpolate(expression, cells0=cells)
             worst = self.domain.comm.allreduce(float(size.x.array[cells].max(initial=0.0)), op=MPI.MAX)
             if worst > self.CAUCHY_BORN_STRAIN_LIMIT:
                 log.warning("body %r reaches a Green-Lagrange strain of %.3f at load factor %.4g: the Cauchy-Born "
@@ -403,13 +401,20 @@ class StaticProblem:
         return list(self.irun(steps, reactions))
 
     def stress_GPa(self):
-        """Cauchy stress (GPa) and strain energy density (GPa = GJ/m^3) as cell-wise (DG0) functions."""
-        msh = self.domain.mesh
-        T = fem.functionspace(msh, ("DG", 0, (3, 3)))
-        S = fem.functionspace(msh, ("DG", 0))
-        sigma, w = fem.Function(T, name="stress_GPa"), fem.Function(S, name="energy_density_GPa")
-        for name, c in self.constitutive.items():
-            cells = self.domain.cell_tags.find(self.domain.bodies[name])
-            sigma.interpolate(fem.Expression(c.cauchy_stress(self.u) / GPa, T.element.interpolation_points), cells0=cells)
-            w.interpolate(fem.Expression(c.energy_density(self.u) / GPa, S.element.interpolation_points), cells0=cells)
+        """Cauchy stress (GPa) and strain energy density (GPa = GJ/m^3) as cell-wise (DG0) functions,
+        updated to the current displacement (the same two functions at every call)."""
+        if not hasattr(self, "_cell_fields"):
+            msh = self.domain.mesh
+            T = fem.functionspace(msh, ("DG", 0, (3, 3)))
+            S = fem.functionspace(msh, ("DG", 0))
+            sigma, w = fem.Function(T, name="stress_GPa"), fem.Function(S, name="energy_density_GPa")
+            expressions = [(self.domain.cell_tags.find(self.domain.bodies[name]),
+                            fem.Expression(c.cauchy_stress(self.u) / GPa, T.element.interpolation_points),
+                            fem.Expression(c.energy_density(self.u) / GPa, S.element.interpolation_points))
+                           for name, c in self.constitutive.items()]
+            self._cell_fields = (sigma, w, expressions)
+        sigma, w, expressions = self._cell_fields
+        for cells, stress, energy in expressions:
+            sigma.interpolate(stress, cells0=cells)
+            w.interpolate(energy, cells0=cells)
         return sigma, w

@@ -9,18 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from atomistic import NNPCalculator, load_potential
+from atomistic import NNPCalculator
 from atomistic.properties import surface_energy
 from continuum.units import J_per_m2
 from coupling.cohesive_law import half_crystals, separation_curve
 
-MODEL = Path(__file__).resolve().parents[1] / "cases" / "models" / "cu_emt.safetensors"
 A0 = 3.5897  # Å, the shipped model's lattice constant
-
-
-@pytest.fixture(scope="module")
-def model():
-    return load_potential(MODEL)
 
 
 @pytest.fixture(scope="module")

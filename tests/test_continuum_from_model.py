@@ -7,7 +7,6 @@ with the Cauchy-Born law, to second order with the linear one.
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,19 +16,13 @@ pytest.importorskip("dolfinx_solver", reason="the finite-element stack is an opt
 from ase.build import bulk  # noqa: E402
 from mpi4py import MPI  # noqa: E402
 
-from atomistic import NNPCalculator, load_potential  # noqa: E402
+from atomistic import NNPCalculator  # noqa: E402
 from continuum.boundary import Displacement, Symmetry  # noqa: E402
 from continuum.domain import Domain  # noqa: E402
 from continuum.geometry import box  # noqa: E402
 from continuum.problem import StaticProblem  # noqa: E402
 from multiscale.materials import crystal_material  # noqa: E402
 
-MODEL = Path(__file__).resolve().parents[1] / "cases" / "models" / "cu_emt.safetensors"
-
-
-@pytest.fixture(scope="module")
-def model():
-    return load_potential(MODEL)
 
 
 def continuum_energy_density(material, stretch: float) -> float:

@@ -13,7 +13,7 @@ from ase.build import bulk
 from ase.filters import FrechetCellFilter
 from ase.optimize import BFGS
 
-from atomistic import ElasticConstants, NNPCalculator, elastic_constants, load_potential
+from atomistic import ElasticConstants, NNPCalculator, elastic_constants
 from atomistic.properties import cubic_elastic_constants, equation_of_state
 from atomistic.units import GPa
 
@@ -33,11 +33,6 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def model():
-    return load_potential(SHIPPED_MODEL)
 
 
 @pytest.fixture(scope="module")

@@ -14,20 +14,12 @@ from ase import units
 from ase.build import bulk
 
 from atomistic import NNPCalculator
-from atomistic.io import load_potential
 from atomistic.md import Barostat, MDSettings, MolecularDynamics, Thermostat
 from atomistic.md.state import kinetic_energy, kinetic_tensor, pressure
 from atomistic.properties import equation_of_state
 from atomistic.testing import TEST_DEVICE
 from atomistic.thermo import block_average
 
-from .conftest import SHIPPED_MODEL
-
-
-@pytest.fixture(scope="module")
-def model():
-    torch.set_flush_denormal(True)
-    return load_potential(SHIPPED_MODEL, device=TEST_DEVICE)
 
 
 def replicas(n, a=3.6, seed=0):

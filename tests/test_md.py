@@ -5,26 +5,17 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 from ase import Atoms, units
 from ase.build import bulk
 from ase.constraints import FixAtoms
 from ase.md.verlet import VelocityVerlet
 
 from atomistic import NNPCalculator
-from atomistic.io import load_potential
 from atomistic.md import Barostat, MDBlowUp, MDSettings, MolecularDynamics, Thermostat
 from atomistic.testing import TEST_DEVICE
 
-from .conftest import SHIPPED_MODEL
 
 A0 = 3.59  # Å, near the shipped model's lattice constant
-
-
-@pytest.fixture(scope="module")
-def model():
-    torch.set_flush_denormal(True)
-    return load_potential(SHIPPED_MODEL, device=TEST_DEVICE)
 
 
 def cu_crystal(repeat=2, temperature_K=300.0, seed=0):

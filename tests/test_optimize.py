@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 from ase.build import bulk, fcc111
 from ase.cluster import Icosahedron
 from ase.constraints import FixAtoms, FixBondLength
@@ -14,21 +13,13 @@ from ase.filters import UnitCellFilter
 from ase.optimize import BFGS
 
 from atomistic import NNPCalculator
-from atomistic.io import load_potential
 from atomistic.optimize import relax
 from atomistic.properties import equation_of_state
 from atomistic.testing import TEST_DEVICE
 from atomistic.units import GPa
 
-from .conftest import SHIPPED_MODEL
 
 FMAX = 1e-5  # eV/Å
-
-
-@pytest.fixture(scope="module")
-def model():
-    torch.set_flush_denormal(True)
-    return load_potential(SHIPPED_MODEL, device=TEST_DEVICE)
 
 
 @pytest.fixture(scope="module")

@@ -13,20 +13,12 @@ from ase.constraints import FixAtoms
 from ase.vibrations import Vibrations
 
 from atomistic import NNPCalculator
-from atomistic.io import load_potential
 from atomistic.optimize import relax
 from atomistic.testing import TEST_DEVICE
 from atomistic.timestep import lanczos_largest, largest_eigenvalue, suggest_timestep
 
-from .conftest import SHIPPED_MODEL
 
 C_CM_PER_S = 2.99792458e10
-
-
-@pytest.fixture(scope="module")
-def model():
-    torch.set_flush_denormal(True)
-    return load_potential(SHIPPED_MODEL, device=TEST_DEVICE)
 
 
 @pytest.fixture(scope="module")

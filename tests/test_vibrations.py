@@ -7,7 +7,6 @@ import logging
 
 import numpy as np
 import pytest
-import torch
 from ase import Atoms, units
 from ase.build import bulk
 from ase.cluster import Icosahedron
@@ -16,17 +15,9 @@ from ase.optimize import BFGS
 from ase.vibrations import Vibrations
 
 from atomistic import NNPCalculator
-from atomistic.io import load_potential
 from atomistic.testing import TEST_DEVICE
 from atomistic.vibrations import count_imaginary, normal_modes, spectrum_plot
 
-from .conftest import SHIPPED_MODEL
-
-
-@pytest.fixture(scope="module")
-def model():
-    torch.set_flush_denormal(True)
-    return load_potential(SHIPPED_MODEL, device=TEST_DEVICE)
 
 
 @pytest.fixture(scope="module")
