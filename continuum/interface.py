@@ -66,7 +66,8 @@ def _owned_dofs_on(V, facets: np.ndarray):
 class CohesiveInterface:
     """The energy of one interface of a :class:`~continuum.domain.Domain` in the space ``V``."""
 
-    def __init__(self, domain, V, name: str, spec: InterfaceLaw, constrained: set[int], stiffness_eV_A3: float):
+    def __init__(self, domain, V, name: str, spec: InterfaceLaw, constrained: set[int], stiffness_eV_A3: float,
+                 weight=None):
         domain.interface(name)
         self.name, self.spec = name, spec
         comm = domain.comm
@@ -104,6 +105,11 @@ class CohesiveInterface:
         self.penalty = spec.contact_penalty * stiffness_eV_A3 / domain.min_cell_size()
         self._PtHP = None
         self.traction = fem.Function(self.W, name="traction_GPa")
+        # a weight at the quadrature points (1 - beta of a handshake): phi and its derivatives scale with it
+        self.weight = np.ones((n_cells, len(self.points)))
+        if weight is not None and n_cells:
+            x = fem.Expression(ufl.SpatialCoordinate(self.submesh), self.points).eval(self.submesh, self.cells)
+            self.weight = np.asarray(weight(x.reshape(-1, 3)), dtype=float).reshape(n_cells, len(self.points))
 
     @staticmethod
     def _normals(msh, facets: np.ndarray) -> np.ndarray:
@@ -168,7 +174,7 @@ class CohesiveInterface:
         dn = np.einsum("cpi,cpi->cp", d, n)
         dt = d - dn[..., None] * n
         s = np.einsum("cpi,cpi->cp", dt, dt)
-        phi, phi_n, phi_s, phi_nn, phi_ns, phi_ss = self._law(dn, s)
+        phi, phi_n, phi_s, phi_nn, phi_ns, phi_ss = (self.weight * v for v in self.law_values(dn, s))
         t = phi_n[..., None] * n + 2.0 * phi_s[..., None] * dt
         nn = n[..., :, None] * n[..., None, :]
         ntn = n[..., :, None] * dt[..., None, :]
@@ -181,7 +187,7 @@ class CohesiveInterface:
             fn.x.scatter_forward()
         self.opening_normal, self.opening_tangential = dn, np.sqrt(s)
 
-    def _law(self, dn: np.ndarray, s: np.ndarray):
+    def law_values(self, dn: np.ndarray, s: np.ndarray):
         """The law plus the contact penalty: phi and its derivatives in (dn, s)."""
         zero = np.zeros_like(dn)
         values = list(self.spec.law.evaluate(dn, s)) if self.spec.law is not None else [zero] * 6
@@ -230,7 +236,7 @@ class CohesiveInterface:
         normal[dofs.ravel()] = np.repeat(self.normals, dofs.shape[1], axis=0)
         dn = np.einsum("ki,ki->k", delta, normal)
         dt = delta - dn[:, None] * normal
-        values = self._law(dn, np.einsum("ki,ki->k", dt, dt))
+        values = self.law_values(dn, np.einsum("ki,ki->k", dt, dt))
         traction = values[1][:, None] * normal + 2.0 * values[2][:, None] * dt
         self.traction.x.array[:] = (traction / GPa).ravel()
         return self.delta, self.traction

@@ -26,7 +26,7 @@ dolfinx = load_dolfinx()
 import basix  # noqa: E402
 import basix.ufl  # noqa: E402
 import ufl  # noqa: E402
-from dolfinx import default_scalar_type, fem  # noqa: E402
+from dolfinx import default_scalar_type, fem, la  # noqa: E402
 from dolfinx import mesh as dmesh  # noqa: E402
 from dolfinx.fem import petsc as fem_petsc  # noqa: E402
 from mpi4py import MPI  # noqa: E402
@@ -50,6 +50,21 @@ class StepResult:
     newton_iterations: int
     cuts: int = 0
     reactions_eV_A: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+def _snes_with(comm, settings: dict):
+    """A PETSc SNES configured by ``settings`` (option names without a prefix), under a prefix of its
+    own so that problems never share options."""
+    prefix = f"continuum{next(_PREFIXES)}_"
+    options = PETSc.Options()
+    for key, value in settings.items():
+        options[prefix + key] = value
+    snes = PETSc.SNES().create(comm)
+    snes.setOptionsPrefix(prefix)
+    snes.setFromOptions()
+    for key in settings:
+        options.delValue(prefix + key)
+    return snes
 
 
 def _symmetry_axis(domain: Domain, facets: np.ndarray, name: str) -> int:
@@ -120,9 +135,9 @@ class StaticProblem:
         # linear laws: the default degree 2(k-1) is exact; Cauchy-Born: 2k, as accurate as the element
         metadata = {name: {"quadrature_degree": 2 * degree} if isinstance(m, CauchyBorn) else {}
                     for name, m in materials.items()}
-        weight = 1.0
+        weight, dead = 1.0, np.zeros(0, dtype=np.int32)
         if energy_weight is not None:
-            weight = self._quadrature_weight(energy_weight, 2 * degree)
+            weight, dead = self._quadrature_weight(energy_weight, 2 * degree)
             metadata = {name: {"quadrature_degree": 2 * degree, "quadrature_rule": "default"} for name in materials}
         measure = {name: dx(domain.bodies[name], metadata=metadata[name]) for name in materials}
         self.strain_forms = {name: fem.form(weight * c.energy_density(self.u) * measure[name])
@@ -156,6 +171,10 @@ class StaticProblem:
                     self.bcs.append(fem.dirichletbc(g, dofs, self.V.sub(c)))
                     self._bc_values.append((g, float(value), bool(getattr(bc, "ramp", False))))
                     constrained_local.append(dofs)
+        if self.domain.comm.allreduce(len(dead), op=MPI.SUM):
+            # nodes whose every cell has zero weight carry no energy: held where they are (zero displacement)
+            self.bcs.append(fem.dirichletbc(np.zeros(3, dtype=default_scalar_type), dead, self.V))
+            constrained_local.append((3 * dead[:, None] + np.arange(3)).ravel().astype(np.int32))
         self.external_form = fem.form(external) if external != 0 else None
         residual = internal_force - (ufl.derivative(external, self.u, v) if external != 0 else 0)
         self.internal_force_form = fem.form(internal_force)
@@ -165,12 +184,16 @@ class StaticProblem:
         if interfaces:
             constrained = self._global_constrained(constrained_local)
             stiffness = max(float(np.abs(np.diag(m.tensor.C)).max()) for m in materials.values()) * GPa
-            self.interfaces = {name: CohesiveInterface(domain, self.V, name, spec, constrained, stiffness)
+            self.interfaces = {name: CohesiveInterface(domain, self.V, name, spec, constrained, stiffness,
+                                                       weight=energy_weight)
                                for name, spec in interfaces.items()}
-        self._setup_snes()
+        self._setup_algebra()
+        self.snes = None  # created at the first solve
 
     def _quadrature_weight(self, function, degree: int):
-        """``function`` of the reference coordinates, held at the quadrature points of ``degree``."""
+        """``function`` of the reference coordinates, held at the quadrature points of ``degree``,
+        and the local nodes (block indices) of V whose every cell has zero weight at its quadrature
+        points and at its vertices (no energy reaches them)."""
         msh = self.domain.mesh
         cell = msh.basix_cell()
         points, _ = basix.make_quadrature(cell, degree)
@@ -179,13 +202,21 @@ class StaticProblem:
         cells = np.arange(n_cells, dtype=np.int32)
         x = fem.Expression(ufl.SpatialCoordinate(msh), points).eval(msh, cells).reshape(-1, 3) if n_cells else \
             np.zeros((0, 3))
-        values = np.asarray(function(x), dtype=float)
-        if values.shape != (len(x),) or not np.all(np.isfinite(values)) or np.any(values < 0):
-            raise ContinuumInputError("energy_weight: expected one finite, non-negative weight per point")
+        vertices = msh.geometry.x[msh.geometry.dofmaps[0][:n_cells]].reshape(-1, 3)
+        values, at_vertices = (np.asarray(function(y), dtype=float) for y in (x, vertices))
+        for v, y in ((values, x), (at_vertices, vertices)):
+            if v.shape != (len(y),) or not np.all(np.isfinite(v)) or np.any(v < 0):
+                raise ContinuumInputError("energy_weight: expected one finite, non-negative weight per point")
         dofs = weight.function_space.dofmap.list[:n_cells]
         weight.x.array[dofs.ravel()] = values
         weight.x.scatter_forward()
-        return weight
+        alive = (values.reshape(n_cells, -1).max(axis=1, initial=0.0) > 0) | \
+            (at_vertices.reshape(n_cells, -1).max(axis=1, initial=0.0) > 0)
+        count = fem.Function(self.V.sub(0).collapse()[0])
+        count.x.array[count.function_space.dofmap.list[:n_cells][alive].ravel()] = 1.0
+        count.x.scatter_reverse(la.InsertMode.add)
+        count.x.scatter_forward()
+        return weight, np.flatnonzero(count.x.array == 0).astype(np.int32)
 
     # -- checks ------------------------------------------------------------------------------
     def _validate(self, materials, bcs, interfaces, degree) -> None:
@@ -211,8 +242,8 @@ class StaticProblem:
         return set(np.concatenate(self.domain.comm.allgather(glob)).tolist())
 
     # -- PETSc SNES ----------------------------------------------------------------------------
-    def _setup_snes(self) -> None:
-        s = self.solver
+    def _setup_algebra(self) -> None:
+        """The residual vector and the tangent matrix (its pattern widened by the interfaces)."""
         self.b = fem_petsc.create_vector(self.V)
         self.A = fem_petsc.create_matrix(self.J_form)
         if self.interfaces:  # widen the pattern by the interfaces' couplings once
@@ -221,10 +252,12 @@ class StaticProblem:
             self.A.assemble()
             for iface in self.interfaces.values():
                 self.A.axpy(1.0, iface.tangent(), structure=PETSc.Mat.Structure.DIFFERENT_NONZERO_PATTERN)
-        if s.linear_solver == "cg":
+        if self.solver.linear_solver == "cg":
             self.A.setNearNullSpace(rigid_body_modes(self.V))
-        prefix = f"continuum{next(_PREFIXES)}_"
-        options = PETSc.Options()
+
+    def _snes_settings(self) -> dict:
+        """PETSc options of the Newton solver and its linear solver."""
+        s = self.solver
         # a linear problem (linear materials, no interfaces) is one linear solve: SNES "ksponly"
         linear = self.interfaces == {} and all(isinstance(c.material, LinearElastic)
                                                for c in self.constitutive.values())
@@ -236,15 +269,14 @@ class StaticProblem:
             settings.update({"ksp_type": "preonly", "pc_type": "lu", "pc_factor_mat_solver_type": "mumps"})
         else:
             settings.update({"ksp_type": "cg", "pc_type": "gamg", "ksp_rtol": s.ksp_rtol, "ksp_max_it": 2000})
-        for key, value in settings.items():
-            options[prefix + key] = value
-        self.snes = PETSc.SNES().create(self.domain.comm)
-        self.snes.setOptionsPrefix(prefix)
-        self.snes.setFromOptions()
-        for key in settings:
-            options.delValue(prefix + key)
-        self.snes.setFunction(self._residual, self.b)
-        self.snes.setJacobian(self._jacobian, self.A)
+        return settings
+
+    def _create_snes(self):
+        """The SNES of :meth:`_snes_settings`, on the residual and tangent of this problem."""
+        snes = _snes_with(self.domain.comm, self._snes_settings())
+        snes.setFunction(self._residual, self.b)
+        snes.setJacobian(self._jacobian, self.A)
+        return snes
 
     def _set(self, x) -> None:
         """Make ``u`` (and the interfaces' quadrature fields) those of ``x``."""
@@ -263,7 +295,8 @@ class StaticProblem:
             self._set(x)
             self._synced = key
 
-    def _residual(self, snes, x, b) -> None:
+    def _gradient(self, x, b) -> None:
+        """``b`` = dPi/du at ``x`` (owned entries, before the Dirichlet rows are set)."""
         self._sync(x)
         with b.localForm() as local:
             local.set(0.0)
@@ -274,6 +307,9 @@ class StaticProblem:
         b.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
         for iface in self.interfaces.values():
             iface.add_residual(b)
+
+    def _residual(self, snes, x, b) -> None:
+        self._gradient(x, b)
         fem_petsc.set_bc(b, self.bcs, x, -1.0)
 
     def _jacobian(self, snes, x, A, P) -> None:
@@ -309,6 +345,7 @@ class StaticProblem:
         f.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
         for iface in self.interfaces.values():
             iface.P.multTransposeAdd(iface.r_full(), f, f)
+        self._add_nodal_forces(f)
         n_owned = self.V.dofmap.index_map.size_local
         dofs = fem.locate_dofs_topological(self.V, self.domain.mesh.topology.dim - 1, facets)
         dofs = dofs[dofs < n_owned]
@@ -316,7 +353,26 @@ class StaticProblem:
         f.destroy()
         return self.domain.comm.allreduce(total, op=MPI.SUM)
 
+    def _add_nodal_forces(self, f) -> None:
+        """Add further internal nodal forces to ``f`` (for :meth:`reaction`; none here)."""
+
     # -- load stepping ---------------------------------------------------------------------
+    def _state(self):
+        """A copy of the unknowns (to go back to when a load step fails)."""
+        return self.u.x.array.copy()
+
+    def _restore(self, state) -> None:
+        self.u.x.array[:] = state
+
+    def _unknowns(self):
+        """A new PETSc vector holding the unknowns (the initial guess of a solve)."""
+        return self.u.x.petsc_vec.copy()
+
+    def _accept(self, x) -> None:
+        """Make the converged solution ``x`` the current state."""
+        x.copy(self.u.x.petsc_vec)
+        self.u.x.scatter_forward()
+
     def _apply_load(self, factor: float) -> None:
         self.load.value = factor
         for g, value, ramp in self._bc_values:
@@ -324,7 +380,9 @@ class StaticProblem:
 
     def _solve_to(self, factor: float) -> tuple[bool, int, str]:
         self._apply_load(factor)
-        x = self.u.x.petsc_vec.copy()
+        if self.snes is None:
+            self.snes = self._create_snes()
+        x = self._unknowns()
         self._synced = None  # a new vector may reuse an old one's handle
         try:
             self.snes.solve(None, x)
@@ -333,8 +391,7 @@ class StaticProblem:
             reason, why = -100, f"PETSc error {exc}"
         its = self.snes.getIterationNumber()
         if reason > 0:
-            x.copy(self.u.x.petsc_vec)
-            self.u.x.scatter_forward()
+            self._accept(x)
             x.destroy()
             return True, its, ""
         why = {v: k for k, v in vars(PETSc.SNES.ConvergedReason).items() if isinstance(v, int)}.get(reason, str(reason))
@@ -350,10 +407,10 @@ class StaticProblem:
         increment, cuts = nominal, 0
         while self.load_factor < 1.0 - 1e-12:
             target = min(1.0, self.load_factor + increment)
-            saved = self.u.x.array.copy()
+            saved = self._state()
             ok, its, why = self._solve_to(target)
             if not ok:
-                self.u.x.array[:] = saved
+                self._restore(saved)
                 self._apply_load(self.load_factor)
                 cuts += 1
                 if increment <= nominal / 2**self.solver.max_cuts * (1 + 1e-9):

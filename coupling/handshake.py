@@ -63,9 +63,10 @@ class Handshake:
             raise ContinuumInputError(f"handshake.coupled_faces = {list(self.coupled_faces)}: expected some of {FACES}")
         if self.ramp not in RAMPS:
             raise ContinuumInputError(f"handshake.ramp = {self.ramp!r}: expected one of {RAMPS}")
-        if np.any(hi - lo < 2 * self.width_A):
-            raise ContinuumInputError(f"handshake.width_A = {self.width_A} Å: the box {list(hi - lo)} Å leaves no "
-                                      "free core (each side needs more than two handshake widths)")
+        coupled = np.array([sum(f in self.coupled_faces for f in FACES[2 * a: 2 * a + 2]) for a in range(3)])
+        if np.any(hi - lo <= coupled * self.width_A):
+            raise ContinuumInputError(f"handshake.width_A = {self.width_A} Å: the box {(hi - lo).tolist()} Å leaves no "
+                                      "free core (it must be wider than one handshake per coupled face)")
 
     def depth(self, X: np.ndarray) -> np.ndarray:
         """Distance (Å) from the nearest coupled face into the box; negative outside it.

@@ -78,7 +78,8 @@ class AtomTransfer:
                 N.setValues([3 * atom + c], (cols + c).astype(np.int32), phi)
         N.assemble()
         self.N = N
-        self.owner_rank = owner  # which rank located each atom (for diagnostics)
+        self.owner_rank = owner  # which rank located each atom
+        self.cells = cells  # the local cell of each atom this rank located (in the order of owner_rank == rank)
 
     def to_atoms(self, u) -> np.ndarray | None:
         """Displacements (n, 3) Å of the atoms for the FE function ``u``; on ``atom_rank`` only."""

@@ -1,0 +1,104 @@
+"""Small coupled problems shared by the tests, the benchmark and the MPI runs: a bar of Cu along x
+whose middle is atomistic (coupled to the continuum through its xmin and xmax faces)."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from dataclasses import dataclass
+
+import numpy as np
+from ase.build import bulk
+
+from continuum.domain import Domain
+from continuum.geometry import box
+from coupling.handshake import Handshake
+
+CUTOFF_A = 5.0  # the shipped model's cutoff
+
+
+@functools.lru_cache(maxsize=2)
+def cu_crystal(model, law: str = "cauchy-born"):
+    """The model's Cu: the Cauchy-Born (or linear) material and the lattice constant (Å)."""
+    from multiscale.materials import crystal_material
+
+    crystal = crystal_material(model, symbol="Cu", a_guess_A=3.6, law=law)
+    return crystal.material, crystal.lattice_constant_A
+
+
+@dataclass
+class Bar:
+    """The geometry: lengths in Å along x; cross-section ``width`` x ``width``."""
+
+    a0: float
+    width: float
+    length: float
+    atoms_lo: float
+    atoms_hi: float
+    handshake: Handshake
+
+
+def bar_geometry(a0: float, *, handshake_A: float, core_cells: int = 2, width_cells: int = 5,
+                 continuum_cells: int = 3, ramp: str = "c1", pad_A: float = CUTOFF_A + 0.2) -> Bar:
+    """A bar ``width_cells`` unit cells square, atoms in the middle: a core of at least
+    ``core_cells`` unit cells, a handshake of ``handshake_A`` on each side, a pad, and
+    ``continuum_cells`` unit cells of continuum beyond the pad."""
+    pad_cells = int(np.ceil(pad_A / a0))
+    atom_cells = int(np.ceil((2 * handshake_A) / a0)) + core_cells
+    lo = (continuum_cells + pad_cells) * a0
+    hi = lo + atom_cells * a0
+    length = hi + (pad_cells + continuum_cells) * a0
+    width = width_cells * a0
+    hs = Handshake((lo, -1.0, -1.0), (hi, width + 1.0, width + 1.0), handshake_A, pad_A,
+                   coupled_faces=("xmin", "xmax"), ramp=ramp)
+    return Bar(a0, width, length, lo, hi, hs)
+
+
+def bar_domain(comm, bar: Bar, cut_x: float | None = None, cell_type: str = "hexahedron"):
+    """The mesh: one element per unit cell; a cut (interface ``gamma``) at ``cut_x`` if given."""
+    n = (int(round(bar.length / bar.a0)), int(round(bar.width / bar.a0)), int(round(bar.width / bar.a0)))
+    cuts = (("x", cut_x, "gamma"),) if cut_x is not None else ()
+    raw = box((bar.length, bar.width, bar.width), n, cell_type=cell_type, cuts=cuts) if comm.rank == 0 else None
+    return Domain.create(raw, comm)
+
+
+def bar_atoms(bar: Bar, cut_x: float | None = None, body_tags=(1, 2)):
+    """Cu atoms on the lattice (a quarter cell in from the mesh's faces) where the handshake wants
+    them (core, handshake, pad); body labels by side of ``cut_x``."""
+    n = (int(round(bar.length / bar.a0)), int(round(bar.width / bar.a0)), int(round(bar.width / bar.a0)))
+    atoms = bulk("Cu", "fcc", a=bar.a0, cubic=True).repeat(n)
+    atoms.positions += bar.a0 / 4
+    atoms.pbc = False
+    atoms.cell = np.zeros((3, 3))
+    keep = ~bar.handshake.classify(atoms.positions)["outside"]
+    atoms = atoms[keep]
+    if cut_x is not None:
+        atoms.arrays["body"] = np.where(atoms.positions[:, 0] < cut_x, body_tags[0], body_tags[1])
+    return atoms
+
+
+def main(name: str) -> None:  # under mpiexec: the energies of one coupled case as JSON on rank 0
+    from mpi4py import MPI
+
+    from atomistic import load_potential
+    from continuum.boundary import Displacement
+    from coupling.problem import CoupledProblem
+    from tests.conftest import SHIPPED_MODEL
+
+    comm = MPI.COMM_WORLD
+    model = load_potential(SHIPPED_MODEL) if comm.rank == 0 else None
+    material, a0 = cu_crystal(model) if comm.rank == 0 else (None, None)
+    material, a0 = comm.bcast((material, a0), root=0)
+    bar = bar_geometry(a0, handshake_A=CUTOFF_A)
+    domain = bar_domain(comm, bar)
+    atoms = bar_atoms(bar) if comm.rank == 0 else None
+    bcs = (Displacement("xmin", (0.0, 0.0, 0.0), ramp=False), Displacement("xmax", (0.2, 0.0, 0.0)))
+    problem = CoupledProblem(domain, {"body1": material}, atoms, model, bar.handshake, bcs=bcs)
+    steps = problem.solve(1)
+    if comm.rank == 0:
+        print(json.dumps({"energies": steps[-1].energies_eV, "ranks": comm.size}))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
