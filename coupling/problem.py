@@ -91,12 +91,15 @@ class CoupledProblem(StaticProblem):
     (``domain.bodies[name]``) where an interface is declared; ``model``: the NN-PES (float64).
     Both are read on ``atom_rank`` only, where the atoms run (on the model's device).
     ``mask_bodies=False`` lets atoms of different bodies interact (to show double counting).
-    ``ghost_force_correction``: subtract the coupled forces of the reference configuration as a
-    dead load (a linear term of the energy), so that the undeformed body is exactly at rest."""
+    ``ghost_force_correction``: subtract the coupled forces of the reference configuration (on the
+    nodes, and on the free atoms within a cutoff of the handshake, whose forces the blending
+    changes) as a dead load: a linear term of the energy, so that the undeformed body is at rest
+    and every force is still the gradient of one energy (the "ghost-force correction" of the
+    quasicontinuum method). Off, the blending's ghost forces fall only as the handshake widens."""
 
     def __init__(self, domain, materials, atoms: Atoms | None, model, handshake: Handshake, *, bcs=(),
                  interfaces=None, degree: int = 1, solver: SolverSettings | None = None, atom_rank: int = 0,
-                 mask_bodies: bool = True, ghost_force_correction: bool = False):
+                 mask_bodies: bool = True, ghost_force_correction: bool = True):
         comm = domain.comm
         self.atom_rank, self.handshake, self.mask_bodies = atom_rank, handshake, mask_bodies
         self.on_atoms = on_atoms = comm.rank == atom_rank
@@ -124,7 +127,12 @@ class CoupledProblem(StaticProblem):
         self._g0 = None
         self._sync_z(self.z)
         if ghost_force_correction:
-            self._g0 = self.gradient()
+            g0 = self.gradient()
+            if on_atoms:  # free atoms out of reach of the handshake feel what the atoms alone would
+                free = self.X[self.region == 0]
+                deep = handshake.depth(free) >= handshake.width_A + model.cutoff
+                g0.array[self.n_fe:].reshape(-1, 3)[deep] = 0.0
+            self._g0 = g0
 
     # -- checks --------------------------------------------------------------------------------
     def _check_atoms(self, atoms, model, handshake: Handshake, domain, interfaces) -> dict[str, int]:
@@ -401,13 +409,25 @@ class CoupledProblem(StaticProblem):
         return out
 
     # -- displacements in and out ----------------------------------------------------------------
-    def set_displacement(self, field) -> None:
-        """Set every unknown from ``field``, a numpy function of reference positions (k, 3) Å giving
-        displacements (k, 3) Å (for nodes and free atoms; slaved atoms follow the nodes)."""
+    def set_displacement(self, field, body: str | None = None) -> None:
+        """Set the unknowns from ``field``, a numpy function of reference positions (k, 3) Å giving
+        displacements (k, 3) Å, at the nodes and the free atoms (slaved atoms follow the nodes);
+        with ``body``, only those of that body (the two sides of an interface differ)."""
         x = self.V.tabulate_dof_coordinates()[: self.n_fe // 3]
-        self.z.array[: self.n_fe] = np.asarray(field(x), dtype=float).ravel()
+        nodes = np.arange(len(x))
+        if body is not None:
+            cells = self.domain.cell_tags.find(self.domain.body_tag(body, "set_displacement"))
+            nodes = np.unique(self.V.dofmap.list[cells].ravel())
+            nodes = nodes[nodes < len(x)]
+        values = self.z.array.reshape(-1)
+        values[: self.n_fe].reshape(-1, 3)[nodes] = np.asarray(field(x[nodes]), dtype=float).reshape(-1, 3)
         if self.on_atoms:
-            self.z.array[self.n_fe:] = np.asarray(field(self.X[self.region == 0]), dtype=float).ravel()
+            free = np.flatnonzero(self.region == 0)
+            mine = np.ones(len(free), dtype=bool) if body is None else \
+                self.body[free] == self.domain.bodies[body]
+            atoms = values[self.n_fe:].reshape(-1, 3)
+            atoms[mine] = np.asarray(field(self.X[free[mine]]), dtype=float).reshape(-1, 3)
+        self.z.array[:] = values
         self._sync_z(self.z)
 
     def split(self, vector: PETSc.Vec) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:

@@ -55,26 +55,28 @@ def bar_geometry(a0: float, *, handshake_A: float, core_cells: int = 2, width_ce
     return Bar(a0, width, length, lo, hi, hs)
 
 
-def bar_domain(comm, bar: Bar, cut_x: float | None = None, cell_type: str = "hexahedron"):
-    """The mesh: one element per unit cell; a cut (interface ``gamma``) at ``cut_x`` if given."""
-    n = (int(round(bar.length / bar.a0)), int(round(bar.width / bar.a0)), int(round(bar.width / bar.a0)))
-    cuts = (("x", cut_x, "gamma"),) if cut_x is not None else ()
+def bar_domain(comm, bar: Bar, cut: tuple[str, float] | None = None, cell_type: str = "hexahedron",
+               per_cell: int = 1):
+    """The mesh: ``per_cell`` elements per unit cell along each axis; a cut ``(axis, position)``
+    (the interface ``gamma``, between ``body1`` below and ``body2`` above) if given."""
+    n = tuple(per_cell * int(round(size / bar.a0)) for size in (bar.length, bar.width, bar.width))
+    cuts = ((cut[0], cut[1], "gamma"),) if cut is not None else ()
     raw = box((bar.length, bar.width, bar.width), n, cell_type=cell_type, cuts=cuts) if comm.rank == 0 else None
     return Domain.create(raw, comm)
 
 
-def bar_atoms(bar: Bar, cut_x: float | None = None, body_tags=(1, 2)):
+def bar_atoms(bar: Bar, cut: tuple[str, float] | None = None, body_tags=(1, 2)):
     """Cu atoms on the lattice (a quarter cell in from the mesh's faces) where the handshake wants
-    them (core, handshake, pad); body labels by side of ``cut_x``."""
+    them (core, handshake, pad); body labels by side of the ``cut``."""
     n = (int(round(bar.length / bar.a0)), int(round(bar.width / bar.a0)), int(round(bar.width / bar.a0)))
     atoms = bulk("Cu", "fcc", a=bar.a0, cubic=True).repeat(n)
     atoms.positions += bar.a0 / 4
     atoms.pbc = False
     atoms.cell = np.zeros((3, 3))
-    keep = ~bar.handshake.classify(atoms.positions)["outside"]
-    atoms = atoms[keep]
-    if cut_x is not None:
-        atoms.arrays["body"] = np.where(atoms.positions[:, 0] < cut_x, body_tags[0], body_tags[1])
+    atoms = atoms[~bar.handshake.classify(atoms.positions)["outside"]]
+    if cut is not None:
+        axis = "xyz".index(cut[0])
+        atoms.arrays["body"] = np.where(atoms.positions[:, axis] < cut[1], body_tags[0], body_tags[1])
     return atoms
 
 
