@@ -136,6 +136,7 @@ class StaticProblem:
         metadata = {name: {"quadrature_degree": 2 * degree} if isinstance(m, CauchyBorn) else {}
                     for name, m in materials.items()}
         weight, dead = 1.0, np.zeros(0, dtype=np.int32)
+        self._weighted_cells = np.arange(msh.topology.index_map(msh.topology.dim).size_local, dtype=np.int32)
         if energy_weight is not None:
             weight, dead = self._quadrature_weight(energy_weight, 2 * degree)
             metadata = {name: {"quadrature_degree": 2 * degree, "quadrature_rule": "default"} for name in materials}
@@ -216,6 +217,7 @@ class StaticProblem:
         count.x.array[count.function_space.dofmap.list[:n_cells][alive].ravel()] = 1.0
         count.x.scatter_reverse(la.InsertMode.add)
         count.x.scatter_forward()
+        self._weighted_cells = np.flatnonzero(alive).astype(np.int32)
         return weight, np.flatnonzero(count.x.array == 0).astype(np.int32)
 
     # -- checks ------------------------------------------------------------------------------
@@ -440,7 +442,7 @@ class StaticProblem:
         if not hasattr(self, "_strain_size"):
             S = fem.functionspace(self.domain.mesh, ("DG", 0))
             self._strain_size = (fem.Function(S), [
-                (name, self.domain.cell_tags.find(self.domain.bodies[name]),
+                (name, np.intersect1d(self.domain.cell_tags.find(self.domain.bodies[name]), self._weighted_cells),
                  fem.Expression(ufl.sqrt(ufl.inner(c.strain(self.u), c.strain(self.u))), S.element.interpolation_points))
                 for name, c in self.constitutive.items() if isinstance(c.material, CauchyBorn)])
         size, bodies = self._strain_size

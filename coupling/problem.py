@@ -389,10 +389,13 @@ class CoupledProblem(StaticProblem):
             J.assemble()
         self.timings["preconditioner"] += time.perf_counter() - t0
 
-    def gradient(self) -> PETSc.Vec:
-        """dPi/dz (eV/Å) at the current unknowns, every row (no boundary conditions applied)."""
+    def gradient(self, corrected: bool = True) -> PETSc.Vec:
+        """dPi/dz (eV/Å) at the current unknowns, every row (no boundary conditions applied);
+        ``corrected=False`` leaves out the ghost-force correction."""
         g = self.z.duplicate()
         self._raw_gradient(self.z, g)
+        if not corrected and self._g0 is not None:
+            g.axpy(1.0, self._g0)
         return g
 
     def energies(self) -> dict[str, float]:
