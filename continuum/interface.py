@@ -107,9 +107,11 @@ class CohesiveInterface:
         self.traction = fem.Function(self.W, name="traction_GPa")
         # a weight at the quadrature points (1 - beta of a handshake): phi and its derivatives scale with it
         self.weight = np.ones((n_cells, len(self.points)))
-        if weight is not None and n_cells:
-            x = fem.Expression(ufl.SpatialCoordinate(self.submesh), self.points).eval(self.submesh, self.cells)
-            self.weight = np.asarray(weight(x.reshape(-1, 3)), dtype=float).reshape(n_cells, len(self.points))
+        if weight is not None:  # the expression is compiled on every rank (collective), evaluated where there are cells
+            where = fem.Expression(ufl.SpatialCoordinate(self.submesh), self.points)
+            if n_cells:
+                x = where.eval(self.submesh, self.cells).reshape(-1, 3)
+                self.weight = np.asarray(weight(x), dtype=float).reshape(n_cells, len(self.points))
 
     @staticmethod
     def _normals(msh, facets: np.ndarray) -> np.ndarray:

@@ -75,9 +75,11 @@ def _to_petsc(comm, matrix: sp.csr_matrix | None, shape: tuple[int, int], rows_h
     if rows_here:
         csr = matrix.tocsr()
         csr.sort_indices()
-        m.setPreallocationCSR((csr.indptr.astype(PETSc.IntType), csr.indices.astype(PETSc.IntType), csr.data))
+        indptr, indices, data = csr.indptr, csr.indices, csr.data
     else:
-        m.setPreallocationNNZ((0, 0))
+        indptr, indices, data = np.zeros(1), np.zeros(0), np.zeros(0)
+    # collective: every rank calls it, the others with no rows
+    m.setPreallocationCSR((indptr.astype(PETSc.IntType), indices.astype(PETSc.IntType), data.astype(float)))
     m.assemble()
     return m
 

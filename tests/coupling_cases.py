@@ -89,30 +89,45 @@ def bar_atoms(bar: Bar, cut: tuple[str, float] | None = None, body_tags=(1, 2)):
     return atoms
 
 
+def bonded_bars(comm, model, material, a0: float, law, pull_A: float, *, mask_bodies: bool = True):
+    """Two Cu bars bonded by ``law`` on the plane y = 3 a0 along their whole length, through the
+    continuum, the handshake and the atoms (bodies ``body1`` below, ``body2`` above); ymin held,
+    ymax pulled by ``pull_A`` along y. ``model`` is read on rank 0."""
+    from continuum.boundary import Displacement
+    from continuum.interface import InterfaceLaw
+    from coupling.problem import CoupledProblem
+
+    bar = bar_geometry(a0, handshake_A=CUTOFF_A, width_cells=6, continuum_cells=2)
+    cut = ("y", 3 * a0)
+    domain = bar_domain(comm, bar, cut=cut)
+    atoms = bar_atoms(bar, cut=cut, body_tags=(domain.bodies["body1"], domain.bodies["body2"])) \
+        if comm.rank == 0 else None
+    bcs = (Displacement("ymin", (0.0, 0.0, 0.0), ramp=False), Displacement("ymax", (0.0, pull_A, 0.0)))
+    problem = CoupledProblem(domain, {"body1": material, "body2": material}, atoms, model, bar.handshake, bcs=bcs,
+                             interfaces={"gamma": InterfaceLaw(law)}, mask_bodies=mask_bodies)
+    return problem, bar
+
+
 def main(name: str) -> None:  # under mpiexec: the energies of one coupled case as JSON on rank 0
     from mpi4py import MPI
 
     from atomistic import load_potential
-    from continuum.boundary import Displacement
-    from coupling.problem import CoupledProblem
-    from tests.conftest import SHIPPED_MODEL
+    from coupling.cohesive_law import separation_curve
 
     comm = MPI.COMM_WORLD
-    model = load_potential(SHIPPED_MODEL) if comm.rank == 0 else None
-    material, a0 = cu_crystal(model) if comm.rank == 0 else (None, None)
-    material, a0 = comm.bcast((material, a0), root=0)
-    bar = bar_geometry(a0, handshake_A=CUTOFF_A)
-    domain = bar_domain(comm, bar)
-    atoms = bar_atoms(bar) if comm.rank == 0 else None
-    bcs = (Displacement("xmin", (0.0, 0.0, 0.0), ramp=False), Displacement("xmax", (0.2, 0.0, 0.0)))
-    problem = CoupledProblem(domain, {"body1": material}, atoms, model, bar.handshake, bcs=bcs)
-    steps = problem.solve(1)
+    model, setup = None, None
     if comm.rank == 0:
-        print(json.dumps({"energies": steps[-1].energies_eV, "ranks": comm.size}))
+        from pathlib import Path
 
-
-if __name__ == "__main__":
-    main(sys.argv[1])
+        model = load_potential(Path(__file__).resolve().parents[1] / "cases" / "models" / "cu_emt.safetensors")
+        material, a0 = cu_crystal(model)
+        setup = (material, a0, separation_curve(model, "Cu", a0, plane="100").uber())
+    material, a0, law = comm.bcast(setup, root=0)
+    problem, _ = bonded_bars(comm, model, material, a0, law, pull_A={"pull": 0.3}[name])
+    steps = problem.solve(2)
+    if comm.rank == 0:
+        print(json.dumps({"energies": steps[-1].energies_eV, "ranks": comm.size,
+                          "newton": [s.newton_iterations for s in steps]}))
 
 
 STRAINS = {"uniaxial": np.diag([0.01, 0.0, 0.0]), "hydrostatic": 0.01 * np.eye(3),
@@ -148,3 +163,72 @@ def patch_test(model, material, a0: float, width_A: float, ramp: str) -> dict:
             out[name, key] = (float(np.linalg.norm(free[atoms], axis=1).max()),
                               float(np.linalg.norm(nodal[nodes], axis=1).max()))
     return out
+
+
+
+VOID_CELLS, VOID_RADIUS_A, VOID_STRAIN = 14, 3.0, 0.01
+
+
+def _void(atoms, centre):
+    return atoms[np.linalg.norm(atoms.positions - centre, axis=1) > VOID_RADIUS_A]
+
+
+def full_atomistic_void(model, a0: float) -> tuple[np.ndarray, np.ndarray]:
+    """DESIGN V10's reference: a cube of ``VOID_CELLS``^3 unit cells with a void at its centre,
+    relaxed with every atom (FIRE), unstrained and under ``VOID_STRAIN`` hydrostatic strain held
+    by the atoms within a cutoff of the faces. Returns reference positions and the response
+    (strained minus unstrained relaxed positions), Å."""
+    from atomistic.optimize import relax
+
+    length = VOID_CELLS * a0
+    atoms = bulk("Cu", "fcc", a=a0, cubic=True).repeat((VOID_CELLS,) * 3)
+    atoms.positions += a0 / 4
+    atoms.pbc = False
+    atoms.cell = np.zeros((3, 3))
+    atoms = _void(atoms, np.full(3, length / 2))
+    X = atoms.positions.copy()
+    shell = np.any((X < CUTOFF_A) | (X > length - CUTOFF_A), axis=1)
+    strained = atoms.copy()
+    strained.positions = X * (1 + VOID_STRAIN)
+    result = relax(model, [atoms.copy(), strained], fmax=1e-4, max_steps=20000, fixed=np.concatenate([shell, shell]))
+    if not all(result.converged):
+        raise RuntimeError("the fully atomistic reference did not converge")
+    return X, result.atoms[1].positions - result.atoms[0].positions
+
+
+def void_response(model, material, a0: float, core_cells: int, reference) -> tuple[float, float, int]:
+    """The same void, coupled: atoms in a cube ``core_cells + 2`` unit cells wide (handshake one
+    lattice constant), pads, continuum to the faces, which move normally (rollers) to give the
+    strain. Returns (max, rms) response error (Å) of the atoms within 6 Å of the void, and the
+    number of atoms."""
+    from mpi4py import MPI
+    from scipy.spatial import cKDTree
+
+    from continuum.boundary import Displacement
+    from coupling.problem import CoupledProblem
+
+    atom_cells = core_cells + 2
+    continuum_cells = (VOID_CELLS - atom_cells) // 2 - 2
+    cube = bar_geometry(a0, handshake_A=a0, core_cells=core_cells, embedded=True, continuum_cells=continuum_cells)
+    if abs(cube.length - VOID_CELLS * a0) > 1e-9:
+        raise ValueError(f"core_cells = {core_cells}: the coupled cube must be {VOID_CELLS} unit cells wide")
+    centre = np.full(3, cube.length / 2)
+    domain = bar_domain(MPI.COMM_SELF, cube)
+    atoms = _void(bar_atoms(cube), centre)
+    positions = []
+    for strain in (0.0, VOID_STRAIN):
+        bcs = tuple(Displacement(face, tuple((strain * cube.length if face.endswith("max") else 0.0)
+                                             if face[0] == axis else None for axis in "xyz"))
+                    for face in ("xmin", "xmax", "ymin", "ymax", "zmin", "zmax"))
+        problem = CoupledProblem(domain, {"body1": material}, atoms, model, cube.handshake, bcs=bcs)
+        problem.set_displacement(lambda X, e=strain: e * X)
+        problem.solve(1)
+        positions.append(problem.atoms().positions)
+    X, response = reference
+    match = cKDTree(X).query(atoms.positions)[1]
+    error = np.linalg.norm(positions[1] - positions[0] - response[match], axis=1)
+    near = np.linalg.norm(atoms.positions - centre, axis=1) < 6.0
+    return float(error[near].max()), float(np.sqrt(np.mean(error[near] ** 2))), len(atoms)
+
+if __name__ == "__main__":
+    main(sys.argv[1])
