@@ -297,15 +297,17 @@ class StaticProblem:
             self._set(x)
             self._synced = key
 
-    def _gradient(self, x, b) -> None:
-        """``b`` = dPi/du at ``x`` (owned entries, before the Dirichlet rows are set)."""
+    def _gradient(self, x, b, lifting: bool = True) -> None:
+        """``b`` = dPi/du at ``x`` (owned entries, before the Dirichlet rows are set); with
+        ``lifting``, plus the linearised effect of moving the boundary nodes to their values."""
         self._sync(x)
         with b.localForm() as local:
             local.set(0.0)
         fem_petsc.assemble_vector(b, self.F_form)
         # until x meets the new boundary values, the linearised effect of moving them is part of the
         # residual: the first Newton step is then the tangent predictor, not a jump of the boundary nodes
-        fem_petsc.apply_lifting(b, [self.J_form], bcs=[self.bcs], x0=[x], alpha=-1.0)
+        if lifting:
+            fem_petsc.apply_lifting(b, [self.J_form], bcs=[self.bcs], x0=[x], alpha=-1.0)
         b.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
         for iface in self.interfaces.values():
             iface.add_residual(b)

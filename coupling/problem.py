@@ -360,11 +360,12 @@ class CoupledProblem(StaticProblem):
         self.timings["atoms"] += t3 - t2
         self._zsynced = key
 
-    def _raw_gradient(self, z, out) -> None:
-        """``out`` = dPi/dz at ``z`` before the Dirichlet rows are set; FE part left in ``self.b``."""
+    def _raw_gradient(self, z, out, lifting: bool = True) -> None:
+        """``out`` = dPi/dz at ``z`` before the Dirichlet rows are set (with the lifting of the
+        boundary values into the residual, unless ``lifting`` is False)."""
         self._sync_z(z)
         t0 = time.perf_counter()
-        self._gradient(self.u.x.petsc_vec, self.b)
+        self._gradient(self.u.x.petsc_vec, self.b, lifting)
         self.timings["continuum:residual"] += time.perf_counter() - t0
         out.array[:] = self._tg.array_r
         out.array[: self.n_fe] += self.b.array_r
@@ -395,7 +396,7 @@ class CoupledProblem(StaticProblem):
         """dPi/dz (eV/Å) at the current unknowns, every row (no boundary conditions applied);
         ``corrected=False`` leaves out the ghost-force correction."""
         g = self.z.duplicate()
-        self._raw_gradient(self.z, g)
+        self._raw_gradient(self.z, g, lifting=False)
         if not corrected and self._g0 is not None:
             g.axpy(1.0, self._g0)
         return g
@@ -445,7 +446,8 @@ class CoupledProblem(StaticProblem):
     def atoms(self) -> Atoms | None:
         """The atoms at their current positions (Å) on the atom rank (None elsewhere), with arrays
         ``body``, ``beta``, ``region`` (0 free, 1 handshake, 2 pad) and ``forces`` (eV/Å, minus the
-        gradient of the coupled energy with respect to each atom's position)."""
+        gradient of the coupled energy with respect to each atom's position; a slaved atom's
+        force reaches the nodes through ``N^T``)."""
         self._sync_z(self.z)
         if not self.on_atoms:
             return None
@@ -453,7 +455,10 @@ class CoupledProblem(StaticProblem):
         atoms = Atoms(self.symbols, positions=self.X + d)
         atoms.arrays["beta"] = self.beta.copy()
         atoms.arrays["region"] = self.region.copy()
-        atoms.arrays["forces"] = -self._g_atoms.array_r.reshape(-1, 3).copy()
+        forces = -self._g_atoms.array_r.reshape(-1, 3).copy()
+        if self._g0 is not None:  # the correction's dead load on the free atoms (on the nodes for the others)
+            forces[self.region == 0] += self._g0.array_r[self.n_fe:].reshape(-1, 3)
+        atoms.arrays["forces"] = forces
         if self.body is not None:
             atoms.arrays["body"] = self.body.copy()
         return atoms
