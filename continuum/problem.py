@@ -52,7 +52,7 @@ class StepResult:
     reactions_eV_A: dict[str, np.ndarray] = field(default_factory=dict)
 
 
-def _snes_with(comm, settings: dict):
+def snes_with_options(comm, settings: dict):
     """A PETSc SNES configured by ``settings`` (option names without a prefix), under a prefix of its
     own so that problems never share options."""
     prefix = f"continuum{next(_PREFIXES)}_"
@@ -189,7 +189,7 @@ class StaticProblem:
                                                        weight=energy_weight)
                                for name, spec in interfaces.items()}
         self._setup_algebra()
-        self.snes = None  # created at the first solve
+        self._snes = None  # created when first needed
 
     def _quadrature_weight(self, function, degree: int):
         """``function`` of the reference coordinates, held at the quadrature points of ``degree``,
@@ -273,9 +273,16 @@ class StaticProblem:
             settings.update({"ksp_type": "cg", "pc_type": "gamg", "ksp_rtol": s.ksp_rtol, "ksp_max_it": 2000})
         return settings
 
+    @property
+    def snes(self):
+        """The PETSc SNES that solves a load step (created at first use)."""
+        if self._snes is None:
+            self._snes = self._create_snes()
+        return self._snes
+
     def _create_snes(self):
         """The SNES of :meth:`_snes_settings`, on the residual and tangent of this problem."""
-        snes = _snes_with(self.domain.comm, self._snes_settings())
+        snes = snes_with_options(self.domain.comm, self._snes_settings())
         snes.setFunction(self._residual, self.b)
         snes.setJacobian(self._jacobian, self.A)
         return snes
@@ -384,8 +391,6 @@ class StaticProblem:
 
     def _solve_to(self, factor: float) -> tuple[bool, int, str]:
         self._apply_load(factor)
-        if self.snes is None:
-            self.snes = self._create_snes()
         x = self._unknowns()
         self._synced = None  # a new vector may reuse an old one's handle
         try:

@@ -34,7 +34,7 @@ from atomistic.neighbors import build_neighbors
 from atomistic.structure import UnknownSpeciesError, from_atoms
 from continuum.backend import load_dolfinx
 from continuum.errors import ContinuumInputError
-from continuum.problem import StaticProblem, _snes_with
+from continuum.problem import StaticProblem, snes_with_options
 from continuum.solver import SolverSettings
 
 from .handshake import Handshake
@@ -494,7 +494,7 @@ class CoupledProblem(StaticProblem):
             settings.update({"ksp_type": "gmres", "ksp_rtol": 1e-8, "ksp_gmres_restart": 200, "ksp_max_it": 1000})
         else:
             settings.update({"ksp_type": "gmres", "ksp_rtol": 1e-8, "ksp_gmres_restart": 200, "ksp_max_it": 2000})
-        snes = _snes_with(self.comm_, settings)
+        snes = snes_with_options(self.comm_, settings)
         snes.setFunction(self._coupled_residual, self.z.duplicate())
         snes.setJacobian(self._coupled_jacobian, self.P, self.P)
         return snes

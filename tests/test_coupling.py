@@ -1,8 +1,8 @@
 """The coupled problem (issue 5): DESIGN V7-V11, the exact gradient, and bad input.
 
 Bars and cubes of Cu from the shipped NN-PES, the continuum its Cauchy-Born material (C and C3
-from the same model). Lengths Å, energies eV, forces eV/Å. The numbers these tests print are the
-tables of ``docs/verification.md`` (``bench/coupling_verification.py`` prints them all).
+from the same model). Lengths Å, energies eV, forces eV/Å. The numbers these tests print
+(``pytest -s``) are the tables of ``docs/verification.md``.
 """
 
 from __future__ import annotations
