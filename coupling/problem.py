@@ -120,7 +120,8 @@ class CoupledProblem(StaticProblem):
         self._build_layout()
         self.atomistic_interfaces = self._atomistic_interfaces()
         self._build_T()
-        self.timings["setup:transfer"] += time.perf_counter() - t0
+        # the coupling's own setup: locating the atoms, building T and the interfaces' sites
+        self.timings["setup:coupling"] += time.perf_counter() - t0 - self.timings["setup:preconditioner"]
         self.z = self.P.createVecRight()
         self._d, self._g_atoms = self.T.createVecLeft(), self.T.createVecLeft()
         self._tg = self.P.createVecRight()
@@ -240,7 +241,9 @@ class CoupledProblem(StaticProblem):
             identity = sp.csr_matrix((np.ones(len(free_rows)), (free_rows, self.free_offset + np.arange(len(free_rows)))),
                                      shape=(rows, self.n_global))
             T = sp.diags(keep) @ N + identity
+            t0 = time.perf_counter()
             P_atoms = self._atom_preconditioner()
+            self.timings["setup:preconditioner"] += time.perf_counter() - t0
         sizes = (self.n_local, self.n_global)
         self.T = _to_petsc(comm, T, (3 * self.n_atoms, self.n_global), self.on_atoms, sizes)
         P_atoms = _to_petsc(comm, P_atoms, (3 * self.n_atoms, 3 * self.n_atoms), self.on_atoms,
