@@ -102,7 +102,7 @@ class CoupledProblem(StaticProblem):
     def __init__(self, domain, materials, atoms: Atoms | None, model, handshake: Handshake, *, bcs=(),
                  interfaces=None, degree: int = 1, solver: SolverSettings | None = None, atom_rank: int = 0,
                  mask_bodies: bool = True, ghost_force_correction: bool = True):
-        comm = domain.comm
+        self.comm = comm = domain.comm
         self.atom_rank, self.handshake, self.mask_bodies = atom_rank, handshake, mask_bodies
         self.on_atoms = on_atoms = comm.rank == atom_rank
         self.timings = defaultdict(float)
@@ -178,7 +178,7 @@ class CoupledProblem(StaticProblem):
 
     def _check_bodies(self) -> None:
         """Every labelled atom lies in a cell of its own body."""
-        comm, tr = self.comm_, self.transfer
+        comm, tr = self.comm, self.transfer
         mine = np.flatnonzero(tr.owner_rank == comm.rank)
         tags = self.domain.cell_tags
         cell_body = np.zeros(len(mine), dtype=np.int64)
@@ -203,13 +203,9 @@ class CoupledProblem(StaticProblem):
 
         _on_root(comm, self.atom_rank, check)
 
-    @property
-    def comm_(self):
-        return self.domain.comm
-
     # -- the unknowns and T --------------------------------------------------------------------
     def _build_layout(self) -> None:
-        comm = self.comm_
+        comm = self.comm
         imap = self.V.dofmap.index_map
         self.n_fe = 3 * imap.size_local
         self.n_free = comm.bcast(int((self.region == 0).sum()) if self.on_atoms else None, root=self.atom_rank)
@@ -228,7 +224,7 @@ class CoupledProblem(StaticProblem):
 
     def _build_T(self) -> None:
         """T (atoms x unknowns), and the preconditioner's constant part T^T P_atoms T."""
-        comm = self.comm_
+        comm = self.comm
         ai, aj, av = self.transfer.N.getValuesCSR()
         T, P_atoms = None, None
         if self.on_atoms:
@@ -269,7 +265,7 @@ class CoupledProblem(StaticProblem):
         ai, aj, av = A.getValuesCSR()
         ai = np.concatenate([ai, np.full(self.n_local - self.n_fe, ai[-1])]).astype(PETSc.IntType)
         sizes = (self.n_local, self.n_global)
-        return PETSc.Mat().createAIJ((sizes, sizes), csr=(ai, self._fe_to_z(aj), av), comm=self.comm_)
+        return PETSc.Mat().createAIJ((sizes, sizes), csr=(ai, self._fe_to_z(aj), av), comm=self.comm)
 
     def _atom_preconditioner(self) -> sp.csr_matrix:
         """Exponential preconditioner with mu fitted to the model, plus the interface's stiffness."""
@@ -305,11 +301,11 @@ class CoupledProblem(StaticProblem):
         if len(facets):
             cell = int(msh.topology.connectivity(fdim, fdim + 1).links(facets[0])[0])
             tag = int(self.domain.cell_tags.values[np.searchsorted(self.domain.cell_tags.indices, cell)])
-        return next(t for t in self.comm_.allgather(tag) if t is not None)
+        return next(t for t in self.comm.allgather(tag) if t is not None)
 
     def _atomistic_interfaces(self) -> list[AtomisticInterface]:
         """The interfaces' atomistic parts (empty where an interface does not run through the atoms)."""
-        comm, out = self.comm_, []
+        comm, out = self.comm, []
         if not comm.bcast(self.body is not None, root=self.atom_rank):
             return out
         msh = self.domain.mesh
@@ -410,7 +406,7 @@ class CoupledProblem(StaticProblem):
         part of the cohesive energy), ``ghost_force_correction``, ``external`` and ``total``."""
         self._sync_z(self.z)
         out = super().energies()
-        atoms = self.comm_.bcast(self._atom_energy, root=self.atom_rank)
+        atoms = self.comm.bcast(self._atom_energy, root=self.atom_rank)
         out.update(atoms)
         if self._g0 is not None:
             out["ghost_force_correction"] = -self._g0.dot(self.z)
@@ -497,7 +493,7 @@ class CoupledProblem(StaticProblem):
             settings.update({"ksp_type": "gmres", "ksp_rtol": 1e-8, "ksp_gmres_restart": 200, "ksp_max_it": 1000})
         else:
             settings.update({"ksp_type": "gmres", "ksp_rtol": 1e-8, "ksp_gmres_restart": 200, "ksp_max_it": 2000})
-        snes = snes_with_options(self.comm_, settings)
+        snes = snes_with_options(self.comm, settings)
         snes.setFunction(self._coupled_residual, self.z.duplicate())
         snes.setJacobian(self._coupled_jacobian, self.P, self.P)
         return snes
