@@ -1,11 +1,12 @@
-# Two entry points: `make demo` (the shipped training case) and `make test`.
+# Two entry points: `make demo` (the shipped coupled case) and `make test`; `make demo-train`
+# trains the shipped model from scratch.
 # Both create .venv from a Python >= 3.12 found on PATH or in pyenv.
 VENV    := .venv
 PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-all bench venv clean
+.PHONY: demo demo-train test test-all bench venv clean
 
 venv: $(STAMP)
 
@@ -18,6 +19,9 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 demo: $(STAMP)
+	$(VENV)/bin/multiscale run cases/cu_coupled/bonded_bars.toml
+
+demo-train: $(STAMP)
 	$(VENV)/bin/multiscale run cases/cu_emt/train.toml
 
 test: $(STAMP)

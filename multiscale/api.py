@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .case_file import load_case
-from .config import ContinuumCase, MDCase, ReactionCase, TrainCase, VibrationsCase
+from .config import ContinuumCase, CoupledCase, MDCase, ReactionCase, TrainCase, VibrationsCase
 
 __all__ = ["load_case", "run_case"]
 
@@ -36,4 +36,8 @@ def run_case(path: str | Path, *, resume: bool = False, output: str | Path | Non
         from .continuum_job import run_continuum
 
         return run_continuum(case, path.parent, out, resume=resume, progress=progress)
+    if isinstance(case, CoupledCase):
+        from .coupled_job import run_coupled
+
+        return run_coupled(case, path.parent, out, progress=progress)
     raise NotImplementedError(type(case).__name__)  # unreachable: load_case knows every kind

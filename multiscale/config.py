@@ -340,6 +340,7 @@ class ReactionCase:
 
 
 from .continuum_config import ContinuumCase  # noqa: E402  (it builds on the tables above)
+from .coupled_config import CoupledCase  # noqa: E402
 
 CASE_KINDS = {"train": TrainCase, "md": MDCase, "vibrations": VibrationsCase, "reaction": ReactionCase,
-              "continuum": ContinuumCase}
+              "continuum": ContinuumCase, "coupled": CoupledCase}

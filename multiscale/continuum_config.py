@@ -54,10 +54,13 @@ class MeshConfig:
 class InterfaceConfig:
     """The cohesive law of every interface: UBER (``W_sep_J_m2``, ``length_A``, optional
     ``tangential_length_A``), a ``table`` (a CSV file relative to the case file, two columns:
-    opening in Å from 0, energy per area in J/m^2 from 0; a smooth spline through them), and
-    contact without adhesion (``contact_penalty`` > 0; with ``law = "contact"`` no adhesion at all)."""
+    opening in Å from 0, energy per area in J/m^2 from 0; a smooth spline through them), the
+    ``model``'s own (the UBER fit of the rigid separation of two half-crystals of the material
+    across the plane normal to the body's x axis, which must be a <100>, <110> or <111>
+    direction), and contact without adhesion (``contact_penalty`` > 0; with ``law = "contact"``
+    no adhesion at all)."""
 
-    law: Literal["uber", "table", "contact"] = "uber"
+    law: Literal["uber", "table", "model", "contact"] = "uber"
     W_sep_J_m2: float | None = None
     length_A: float | None = None
     tangential_length_A: float | None = None

@@ -12,6 +12,7 @@ import csv
 import json
 import logging
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -23,11 +24,12 @@ from .continuum_config import ContinuumCase
 log = logging.getLogger(__name__)
 
 
-def _material(case: ContinuumCase, base: Path, comm):
-    """The continuum material (computed on rank 0 from the model, the numbers broadcast)."""
+def _material(case, base: Path, comm):
+    """The continuum material (computed on rank 0 from the model, the numbers broadcast): material,
+    lattice constant (Å), tensor, and the model (on rank 0; None elsewhere)."""
     from continuum.materials import CauchyBorn, ElasticTensor, LinearElastic
 
-    numbers = None
+    numbers, model = None, None
     if comm.rank == 0:
         from atomistic import load_potential
 
@@ -41,7 +43,35 @@ def _material(case: ContinuumCase, base: Path, comm):
         numbers = (t.C, t.C3, built.lattice_constant_A)
     C, C3, a0 = comm.bcast(numbers, root=0)
     tensor = ElasticTensor(C, C3, name=case.material.symbol)
-    return (CauchyBorn(tensor) if case.material.law == "cauchy-born" else LinearElastic(tensor)), a0, tensor
+    material = CauchyBorn(tensor) if case.material.law == "cauchy-born" else LinearElastic(tensor)
+    return material, a0, tensor, model
+
+
+def _model_law(case, model, a0: float, comm):
+    """The UBER fit of the model's rigid separation across the plane normal to the body's x axis
+    (computed on rank 0, broadcast); None unless ``interface.law = "model"``."""
+    if case.interface is None or case.interface.law != "model":
+        return None
+    from continuum.errors import ContinuumInputError
+
+    result = None
+    if comm.rank == 0:
+        from coupling.cohesive_law import separation_curve
+
+        x = np.abs(np.asarray(case.material.orientation_x, dtype=float))
+        digits = np.round(np.sort(x / x[x > 0].min())[::-1]).astype(int)
+        plane = "".join(map(str, digits))
+        if plane not in ("100", "110", "111") or not np.allclose(np.sort(x / x[x > 0].min())[::-1], digits):
+            result = f"interface.law = \"model\": the body's x axis {list(case.material.orientation_x)} must be a " \
+                     "<100>, <110> or <111> direction (the plane the model's half-crystals separate across)"
+        else:
+            result = separation_curve(model, case.material.symbol, a0, plane=plane).uber()
+            log.info("interface law from the model: (%s) W_sep = %.4f eV/Å^2, l = %.4f Å", plane,
+                     result.W_sep_eV_A2, result.length_A)
+    result = comm.bcast(result, root=0)
+    if isinstance(result, str):
+        raise ContinuumInputError(result)
+    return result
 
 
 def _raw_mesh(case: ContinuumCase, base: Path):
@@ -70,14 +100,14 @@ def _boundary_conditions(case: ContinuumCase):
     return tuple(out)
 
 
-def _interface_law(case: ContinuumCase, base: Path):
+def _interface_law(case, base: Path, model_law=None):
     from continuum.cohesive import UBER, TabulatedLaw
     from continuum.errors import ContinuumInputError
     from continuum.interface import InterfaceLaw
     from continuum.units import J_per_m2
 
     i = case.interface
-    law = None
+    law = model_law
     if i.law == "uber":
         law = UBER(i.W_sep_J_m2 * J_per_m2, i.length_A, i.tangential_length_A)
     elif i.law == "table":
@@ -93,21 +123,29 @@ def _interface_law(case: ContinuumCase, base: Path):
     return InterfaceLaw(law, contact_penalty=i.contact_penalty)
 
 
+@contextmanager
+def abort_other_ranks(comm):
+    """An unexpected error on one rank ends every rank (MPI Abort) instead of leaving them hanging;
+    input errors, raised on every rank alike, pass through."""
+    try:
+        yield
+    except Exception as exc:
+        from continuum.errors import ContinuumInputError
+
+        if comm.size > 1 and not isinstance(exc, ContinuumInputError):
+            log.error("rank %d: %s: %s; aborting all ranks", comm.rank, type(exc).__name__, exc)
+            sys.stderr.flush()
+            comm.Abort(1)
+        raise
+
+
 def run_continuum(case: ContinuumCase, base: Path, out: Path, *, resume: bool = False, progress: bool = True) -> dict:
     load_dolfinx()
     from mpi4py import MPI
 
     comm = MPI.COMM_WORLD
-    try:
+    with abort_other_ranks(comm):
         return _run(case, base, out, comm, progress)
-    except Exception as exc:
-        from continuum.errors import ContinuumInputError
-
-        if comm.size > 1 and not isinstance(exc, ContinuumInputError):  # input errors are raised on every rank
-            log.error("rank %d: %s: %s; aborting all ranks", comm.rank, type(exc).__name__, exc)
-            sys.stderr.flush()
-            comm.Abort(1)
-        raise
 
 
 def _run(case: ContinuumCase, base: Path, out: Path, comm, progress: bool) -> dict:
@@ -116,9 +154,10 @@ def _run(case: ContinuumCase, base: Path, out: Path, comm, progress: bool) -> di
     from continuum.problem import StaticProblem
     from continuum.solver import SolverSettings
 
-    material, a0, tensor = _material(case, base, comm)
+    material, a0, tensor, model = _material(case, base, comm)
+    model_law = _model_law(case, model, a0, comm)
     domain = Domain.create(_raw_mesh(case, base) if comm.rank == 0 else None, comm)
-    interfaces = {name: _interface_law(case, base) for name in domain.interfaces} if case.interface else {}
+    interfaces = {name: _interface_law(case, base, model_law) for name in domain.interfaces} if case.interface else {}
     bcs = _boundary_conditions(case)
     problem = StaticProblem(domain, {name: material for name in domain.bodies}, bcs=bcs, interfaces=interfaces,
                             degree=case.solver.degree,
@@ -152,7 +191,7 @@ def _run(case: ContinuumCase, base: Path, out: Path, comm, progress: bool) -> di
     return report
 
 
-def _write_outputs(out: Path, rows: list[dict], report: dict, pulled: tuple[str, ...], case: ContinuumCase) -> None:
+def _write_outputs(out: Path, rows: list[dict], report: dict, pulled: tuple[str, ...], case) -> None:
     from atomistic.atomic_files import write_text
     from atomistic.plots import save_png
 

@@ -27,6 +27,8 @@ def tiny(case):
     if case.kind == "reaction":
         return replace(case, neb=replace(case.neb, n_images=5, fmax=0.05), irc=replace(case.irc, step=0.5, fmax=0.1),
                        rates=replace(case.rates, temperatures_K=(300.0, 600.0)))
+    if case.kind == "coupled":
+        return replace(case, solver=replace(case.solver, steps=2))
     return case
 
 
@@ -36,13 +38,13 @@ def test_case_runs(path, tmp_path):
     from multiscale import analysis_jobs, md_job
 
     case = tiny(load_case(CASES / path))
-    if case.kind == "continuum":
+    run_continuum = run_coupled = None
+    if case.kind in ("continuum", "coupled"):
         pytest.importorskip("dolfinx_solver", reason="the finite-element stack is an optional extra")
         from multiscale.continuum_job import run_continuum
-    else:
-        run_continuum = None
+        from multiscale.coupled_job import run_coupled
     run = {"md": md_job.run_md, "vibrations": analysis_jobs.run_vibrations,
-           "reaction": analysis_jobs.run_reaction, "continuum": run_continuum}[case.kind]
+           "reaction": analysis_jobs.run_reaction, "continuum": run_continuum, "coupled": run_coupled}[case.kind]
     report = run(case, (CASES / path).parent, tmp_path, progress=False)
     assert (tmp_path / "report.json").exists()
     assert json.loads((tmp_path / "report.json").read_text())["name"] == case.name
@@ -61,6 +63,17 @@ def test_case_runs(path, tmp_path):
             area = case.mesh.lengths_A[1] * case.mesh.lengths_A[2]
             stored = report["final_energies_eV"]["interface:interface_eV"]
             assert stored == pytest.approx(case.interface.W_sep_J_m2 * J_per_m2 * area, rel=0.01)
+    if case.kind == "coupled":
+        from ase.io import read
+
+        frames = read(tmp_path / "atoms.extxyz", index=":")
+        assert len(frames) == 1 + case.solver.steps and set(frames[0].arrays["region"]) == {0, 1, 2}
+        rows = (tmp_path / "load.csv").read_text().splitlines()
+        pull = [float(r.split(",")[rows[0].split(",").index("reaction_xmax_x_eV_A")]) for r in rows[1:]]
+        assert 0 < pull[0] < pull[1]  # the bars resist the pull, more as it grows
+        assert frames[-1].positions[:, 0].max() > frames[0].positions[:, 0].max()
+        if case.interface is not None and case.interface.law == "model":
+            assert report["interface_law"]["W_sep_eV_A2"] == pytest.approx(0.1432, rel=0.01)
     if case.kind == "reaction":
         assert report["saddle"]["barrier_eV"] > 0.1 and (tmp_path / "arrhenius.png").exists()
         assert (tmp_path / "irc.png").exists() and (tmp_path / "rates.csv").exists()
@@ -241,3 +254,19 @@ def test_an_error_on_one_rank_ends_all_ranks(tmp_path):
     assert "simulated fault on rank 1" in done.stderr + done.stdout
     assert "aborting all ranks" in done.stderr + done.stdout
     print(f"aborted after {time.perf_counter() - t0:.1f} s")
+
+
+def test_bad_coupled_case_exits_2(tmp_path, capsys):
+    pytest.importorskip("dolfinx_solver", reason="the finite-element stack is an optional extra")
+    text = (CASES / "cu_coupled" / "bonded_bars.toml").read_text()
+    text = text.replace('path = "../models/cu_emt.safetensors"', f'path = "{CASES / "models" / "cu_emt.safetensors"}"')
+    path = tmp_path / "case.toml"
+    for old, new, message in (("pad_A = 5.2", "pad_A = 3.0", "thinner than the model's cutoff"),
+                              ('coupled_faces = ["xmin", "xmax"]', 'coupled_faces = ["xmin", "left"]', "'left'"),
+                              ('law = "cauchy-born"', 'law = "linear"', "material.law"),
+                              ("orientation_x = [1, 0, 0]", "orientation_x = [1, 2, 0]", "<100>, <110> or <111>")):
+        path.write_text(text.replace(old, new) if old != "orientation_x = [1, 0, 0]" else
+                        text.replace(old, new).replace("orientation_y = [0, 1, 0]", "orientation_y = [-2, 1, 0]"))
+        code = main(["run", str(path), "--output", str(tmp_path / "out"), "-q"])
+        err = capsys.readouterr().err
+        assert code == 2 and message in err and "Traceback" not in err, (new, err)
