@@ -150,7 +150,6 @@ def run_continuum(case: ContinuumCase, base: Path, out: Path, *, resume: bool = 
 
 def _run(case: ContinuumCase, base: Path, out: Path, comm, progress: bool) -> dict:
     from continuum.domain import Domain
-    from continuum.output import FieldWriter
     from continuum.problem import StaticProblem
     from continuum.solver import SolverSettings
 
@@ -163,12 +162,29 @@ def _run(case: ContinuumCase, base: Path, out: Path, comm, progress: bool) -> di
                             degree=case.solver.degree,
                             solver=SolverSettings(linear_solver=case.solver.linear_solver, max_cuts=case.solver.max_cuts))
     pulled = tuple(b.name for b in case.boundary if b.type == "displacement")
+    rows = load_steps(problem, case, out, pulled, comm, progress)
+    report = {"name": case.name, "ranks": comm.size, "lattice_constant_A": a0,
+              "C_GPa": np.round(tensor.C, 4).tolist(), "law": case.material.law,
+              "dofs": problem.V.dofmap.index_map.size_global * 3, "steps": len(rows),
+              "final_energies_eV": rows[-1] if rows else {}}
+    if comm.rank == 0:
+        _write_outputs(out, rows, report, pulled, case)
+    return report
+
+
+def load_steps(problem, case, out: Path, pulled: tuple[str, ...], comm, progress: bool, on_write=None) -> list[dict]:
+    """Walk the load steps of ``problem``; fields (and ``on_write(load_factor)``) at the start, every
+    ``output.every`` steps and at the end. Returns one row per step: load factor, energies (eV),
+    Newton iterations, reactions (eV/Å) of the ``pulled`` boundaries."""
+    from continuum.output import FieldWriter
+
     if comm.rank == 0:
         out.mkdir(parents=True, exist_ok=True)
     comm.barrier()
     rows = []
     with FieldWriter(problem, out / "fields", case.output.format) as writer:
-        writer.write(0.0)
+        for write in (writer.write, on_write or (lambda factor: None)):
+            write(0.0)
         steps = problem.irun(case.solver.steps, reactions=pulled)
         if progress and comm.rank == 0:
             from tqdm import tqdm
@@ -181,14 +197,9 @@ def _run(case: ContinuumCase, base: Path, out: Path, comm, progress: bool) -> di
                 row.update({f"reaction_{name}_{c}_eV_A": float(f) for c, f in zip("xyz", force)})
             rows.append(row)
             if k % case.output.every == 0 or step.load_factor >= 1.0:
-                writer.write(step.load_factor)
-    report = {"name": case.name, "ranks": comm.size, "lattice_constant_A": a0,
-              "C_GPa": np.round(tensor.C, 4).tolist(), "law": case.material.law,
-              "dofs": problem.V.dofmap.index_map.size_global * 3, "steps": len(rows),
-              "final_energies_eV": rows[-1] if rows else {}}
-    if comm.rank == 0:
-        _write_outputs(out, rows, report, pulled, case)
-    return report
+                for write in (writer.write, on_write or (lambda factor: None)):
+                    write(step.load_factor)
+    return rows
 
 
 def _write_outputs(out: Path, rows: list[dict], report: dict, pulled: tuple[str, ...], case) -> None:

@@ -16,7 +16,7 @@ import numpy as np
 
 from continuum.backend import load_dolfinx
 
-from .continuum_job import _boundary_conditions, _interface_law, _material, _model_law, _write_outputs
+from .continuum_job import _boundary_conditions, _interface_law, _material, _model_law, _write_outputs, load_steps
 from .coupled_config import CoupledCase
 
 log = logging.getLogger(__name__)
@@ -71,7 +71,6 @@ def _run(case: CoupledCase, base: Path, out: Path, comm, progress: bool) -> dict
 
     from continuum.domain import Domain
     from continuum.geometry import box
-    from continuum.output import FieldWriter
     from continuum.solver import SolverSettings
     from coupling.problem import CoupledProblem
 
@@ -98,7 +97,6 @@ def _run(case: CoupledCase, base: Path, out: Path, comm, progress: bool) -> dict
     if comm.rank == 0:
         out.mkdir(parents=True, exist_ok=True)
         trajectory.unlink(missing_ok=True)
-    comm.barrier()
 
     def write_atoms(load_factor: float) -> None:
         snapshot = problem.atoms()
@@ -106,24 +104,7 @@ def _run(case: CoupledCase, base: Path, out: Path, comm, progress: bool) -> dict
             snapshot.info["load_factor"] = load_factor
             write(trajectory, snapshot, format="extxyz", append=True)
 
-    rows = []
-    with FieldWriter(problem, out / "fields", case.output.format) as writer:
-        writer.write(0.0)
-        write_atoms(0.0)
-        steps = problem.irun(case.solver.steps, reactions=pulled)
-        if progress and comm.rank == 0:
-            from tqdm import tqdm
-
-            steps = tqdm(steps, total=case.solver.steps, desc=case.name, unit="step")
-        for k, step in enumerate(steps, start=1):
-            row = {"load_factor": step.load_factor, **{f"{k_}_eV": v for k_, v in step.energies_eV.items()},
-                   "newton_iterations": step.newton_iterations}
-            for name, force in step.reactions_eV_A.items():
-                row.update({f"reaction_{name}_{c}_eV_A": float(f) for c, f in zip("xyz", force)})
-            rows.append(row)
-            if k % case.output.every == 0 or step.load_factor >= 1.0:
-                writer.write(step.load_factor)
-                write_atoms(step.load_factor)
+    rows = load_steps(problem, case, out, pulled, comm, progress, on_write=write_atoms)
     report = {"name": case.name, "ranks": comm.size, "lattice_constant_A": a0, "atoms": regions,
               "C_GPa": np.round(tensor.C, 4).tolist(), "dofs": problem.V.dofmap.index_map.size_global * 3,
               "interface_law": None if model_law is None else {"W_sep_eV_A2": model_law.W_sep_eV_A2,
