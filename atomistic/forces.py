@@ -54,12 +54,15 @@ AUTO_CHUNK = {"cpu": 2048, "cuda": 65536}
 
 def predict(model: EnergyModel, structures: Structures, neighbors: Neighbors, *, forces: bool = True,
             stress: bool = False, create_graph: bool = False, chunk_size: int | str | None = "auto",
-            weights: torch.Tensor | None = None) -> Prediction:
+            weights: torch.Tensor | None = None, centres: torch.Tensor | None = None) -> Prediction:
     """Energy and, by autograd, forces and stress of every structure.
 
     ``weights`` (n_atoms,), dimensionless: the energy becomes the weighted sum of site energies
     ``sum_i w_i E_i`` (a blended region's share, DESIGN section 5), and forces and stress are its
     exact derivatives; ``energies`` stays the unweighted site energies.
+    ``centres`` (an index tensor): only these atoms' site energies are evaluated and summed (the
+    others are neighbours only, as atoms of zero weight would be, at no cost); ``energies`` then
+    holds the centres' site energies, in that order.
 
     ``create_graph`` keeps the graph for training on forces/stress (double backward).
     ``chunk_size`` evaluates centre atoms in blocks, each followed by its own backward pass, so
@@ -82,18 +85,22 @@ def predict(model: EnergyModel, structures: Structures, neighbors: Neighbors, *,
 
     if weights is not None and weights.shape != (n,):
         raise ValueError(f"weights: expected shape ({n},), got {tuple(weights.shape)}")
+    every = slice(None) if centres is None else centres
+    n_centres = n if centres is None else len(centres)
 
     def total(e: torch.Tensor, part=slice(None)) -> torch.Tensor:
         return e.sum() if weights is None else (e * weights[part]).sum()
 
-    if chunk_size is None or chunk_size >= n:
-        e_atom = model.atomic_energies(pos, cell, structures.species, neighbors)
-        grads = torch.autograd.grad(total(e_atom), inputs, create_graph=create_graph) if inputs else []
+    if chunk_size is None or chunk_size >= n_centres:
+        e_atom = model.atomic_energies(pos, cell, structures.species, neighbors, every)
+        grads = torch.autograd.grad(total(e_atom, every), inputs, create_graph=create_graph) if inputs else []
     else:
         parts = []
         grads = [torch.zeros_like(t) for t in inputs]
-        for start in range(0, n, chunk_size):
-            part = slice(start, min(start + chunk_size, n))
+        for start in range(0, n_centres, chunk_size):
+            part = slice(start, min(start + chunk_size, n_centres))
+            if centres is not None:
+                part = centres[part]
             e = model.atomic_energies(pos, cell, structures.species, neighbors, part)
             if inputs:
                 # the shared strain graph must survive every chunk's backward pass
@@ -103,7 +110,7 @@ def predict(model: EnergyModel, structures: Structures, neighbors: Neighbors, *,
             del e  # free this chunk's graph before the next one is built
         e_atom = torch.cat(parts)
     energy = torch.zeros(structures.n_structures, dtype=e_atom.dtype, device=e_atom.device)
-    energy = energy.index_add(0, structures.batch, e_atom if weights is None else e_atom * weights)
+    energy = energy.index_add(0, structures.batch[every], e_atom if weights is None else e_atom * weights[every])
     out = Prediction(energy=energy, energies=e_atom)
     grads = list(grads)
     if forces:

@@ -174,6 +174,8 @@ class CoupledProblem(StaticProblem):
         self.region = np.select([sets["free"], sets["handshake"]], [0, 1], 2)
         self.beta = handshake.beta(X)
         self._beta_t = torch.as_tensor(self.beta, device=model_device(model), dtype=torch.float64)
+        # only atoms of nonzero weight need their site energies; the pad's are neighbours only
+        self._centres = torch.as_tensor(np.flatnonzero(self.beta > 0), device=model_device(model))
         return {name: int(sets[name].sum()) for name in REGIONS}
 
     def _check_bodies(self) -> None:
@@ -343,7 +345,7 @@ class CoupledProblem(StaticProblem):
             s = replace(self.structures, positions=torch.as_tensor(self.X + d, device=self.structures.positions.device,
                                                                    dtype=torch.float64))
             nbrs = build_neighbors(s, self.model.cutoff, self.model.angular_cutoff, mask_bodies=self.mask_bodies)
-            p = predict(self.model, s, nbrs, weights=self._beta_t)
+            p = predict(self.model, s, nbrs, weights=self._beta_t, centres=self._centres)
             grad = -p.forces.detach().cpu().numpy()
             energy = {"atoms": float(p.energy.sum())}
             for iface in self.atomistic_interfaces:

@@ -59,3 +59,18 @@ def test_unit_weights_change_nothing_and_chunks_agree(setup):
     assert torch.allclose(whole.stress, chunked.stress, atol=1e-13)
     with pytest.raises(ValueError, match="weights: expected shape"):
         weighted(model, atoms, w[:-1])
+
+
+def test_centres_skip_zero_weight_atoms_and_change_nothing_else(setup):
+    """Evaluating only the atoms of nonzero weight (the others are neighbours only) gives the same
+    energy, forces and stress, whole or chunked."""
+    model, atoms, w = setup
+    centres = torch.nonzero(w > 0).squeeze(-1)
+    assert 0 < len(centres) < len(atoms)
+    full = weighted(model, atoms, w, stress=True)
+    for chunk in (None, 5):
+        some = weighted(model, atoms, w, stress=True, centres=centres, chunk_size=chunk)
+        assert float(some.energy[0]) == pytest.approx(float(full.energy[0]), rel=1e-13)
+        assert torch.allclose(some.forces, full.forces, atol=1e-12)
+        assert torch.allclose(some.stress, full.stress, atol=1e-13)
+        assert torch.allclose(some.energies, full.energies[centres], atol=1e-13)
