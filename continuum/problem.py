@@ -213,12 +213,14 @@ class StaticProblem:
         weight.x.scatter_forward()
         alive = (values.reshape(n_cells, -1).max(axis=1, initial=0.0) > 0) | \
             (at_vertices.reshape(n_cells, -1).max(axis=1, initial=0.0) > 0)
-        count = fem.Function(self.V.sub(0).collapse()[0])
-        count.x.array[count.function_space.dofmap.list[:n_cells][alive].ravel()] = 1.0
+        scalar, to_parent = self.V.sub(0).collapse()
+        count = fem.Function(scalar)
+        count.x.array[scalar.dofmap.list[:n_cells][alive].ravel()] = 1.0
         count.x.scatter_reverse(la.InsertMode.add)
         count.x.scatter_forward()
         self._weighted_cells = np.flatnonzero(alive).astype(np.int32)
-        return weight, np.flatnonzero(count.x.array == 0).astype(np.int32)
+        dead = np.asarray(to_parent).ravel()[count.x.array == 0] // 3  # V's x-component dofs -> its nodes
+        return weight, np.asarray(dead, dtype=np.int32)
 
     # -- checks ------------------------------------------------------------------------------
     def _validate(self, materials, bcs, interfaces, degree) -> None:
