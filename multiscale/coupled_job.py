@@ -16,7 +16,8 @@ import numpy as np
 
 from continuum.backend import load_dolfinx
 
-from .continuum_job import _boundary_conditions, _interface_law, _material, _model_law, _write_outputs, load_steps
+from .continuum_job import (_boundary_conditions, _interface_law, _material, _model_law, _raw_mesh, _write_outputs,
+                             load_steps)
 from .coupled_config import CoupledCase
 
 log = logging.getLogger(__name__)
@@ -70,16 +71,12 @@ def _run(case: CoupledCase, base: Path, out: Path, comm, progress: bool) -> dict
     from ase.io import write
 
     from continuum.domain import Domain
-    from continuum.geometry import box
     from continuum.solver import SolverSettings
     from coupling.problem import CoupledProblem
 
     material, a0, tensor, model = _material(case, base, comm)
     model_law = _model_law(case, model, a0, comm)
-    mesh = case.mesh
-    cuts = (("x", mesh.split_x_A, "interface"),) if mesh.split_x_A is not None else ()
-    raw = box(mesh.lengths_A, mesh.divisions, cell_type=mesh.cell_type, cuts=cuts) if comm.rank == 0 else None
-    domain = Domain.create(raw, comm)
+    domain = Domain.create(_raw_mesh(case, base) if comm.rank == 0 else None, comm)
     atoms, handshake = crystal_atoms(case, a0, dict(domain.bodies)) if comm.rank == 0 else (None, None)
     handshake = comm.bcast(handshake, root=0)
     interfaces = {name: _interface_law(case, base, model_law) for name in domain.interfaces} if case.interface else {}
