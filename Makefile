@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	  echo "using $$python"; \
 	  [ -x $(PY) ] || "$$python" -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[fem,test]'
+	$(PY) -m pip install -q -e '.[fem,test,oracles]'
 	@touch $(STAMP)
 
 demo: $(STAMP)

@@ -73,13 +73,18 @@ class EnsemblePrediction(Prediction):
     member_stress: torch.Tensor | None = None  # (M, n_structures, 3, 3) eV/Å^3
 
 
-def pairwise_force_disagreement(member_forces: torch.Tensor, batch: torch.Tensor, n_structures: int) -> torch.Tensor:
-    """d per structure from member forces (M, n_atoms, 3), eV/Å."""
+def atom_force_disagreement(member_forces: torch.Tensor) -> torch.Tensor:
+    """Per atom, the largest pairwise difference of member force vectors (n_atoms,), eV/Å."""
     m = member_forces.shape[0]
     a, b = torch.triu_indices(m, m, offset=1, device=member_forces.device)
     if len(a) == 0:
-        return member_forces.new_zeros(n_structures)
-    diff = torch.linalg.vector_norm(member_forces[a] - member_forces[b], dim=-1).amax(0)  # (n_atoms,)
+        return member_forces.new_zeros(member_forces.shape[1])
+    return torch.linalg.vector_norm(member_forces[a] - member_forces[b], dim=-1).amax(0)
+
+
+def pairwise_force_disagreement(member_forces: torch.Tensor, batch: torch.Tensor, n_structures: int) -> torch.Tensor:
+    """d per structure from member forces (M, n_atoms, 3), eV/Å."""
+    diff = atom_force_disagreement(member_forces)
     out = member_forces.new_zeros(n_structures)
     return out.scatter_reduce(0, batch, diff, reduce="amax", include_self=True)
 

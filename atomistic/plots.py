@@ -78,3 +78,65 @@ def training_curves(path: Path, histories: Sequence[dict]) -> Path:
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def disagreement_plot(path: Path, trace, threshold: float, title: str = "") -> Path:
+    """Committee disagreement d (eV/Å) vs MD time (ps) per replica, the query threshold, the
+    queries (red) and the stage temperature (K, right axis). ``trace``: the rows of an
+    active-learning ``disagreement.csv`` (a structured array)."""
+    fig, ax = plt.subplots(figsize=(10, 4.4))
+    t = trace["time_fs"] / 1000.0
+    for b in np.unique(trace["replica"]):
+        sel = trace["replica"] == b
+        ax.plot(t[sel], trace["d_eV_per_A"][sel], lw=0.7, alpha=0.8, label=f"replica {int(b)}")
+    q = trace["query"] == 1
+    ax.plot(t[q], np.nan_to_num(trace["d_eV_per_A"][q], nan=threshold), "rx", ms=6, label="oracle query")
+    ax.axhline(threshold, color="k", ls="--", lw=0.8, label=f"threshold {threshold:g} eV/Å")
+    ax.set_yscale("log")
+    ax.set_xlabel("MD time (ps)")
+    ax.set_ylabel("force disagreement d (eV/Å)")
+    twin = ax.twinx()
+    twin.step(t, trace["temperature_K"], where="post", color="0.6", lw=0.8)
+    twin.set_ylabel("temperature (K)", color="0.4")
+    ax.legend(fontsize=7, loc="upper left")
+    ax.set_title(title)
+    return save_png(fig, path)
+
+
+def learning_progress_plot(path: Path, oracle_calls: Sequence[int], force_rmse: Sequence[float],
+                           force_mae: Sequence[float], title: str = "") -> Path:
+    """Test force RMSE and MAE (meV/Å) vs oracle calls, with half the starting RMSE marked."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    ax.plot(oracle_calls, force_rmse, "o-", ms=3, label="force RMSE")
+    ax.plot(oracle_calls, force_mae, "s-", ms=3, label="force MAE")
+    ax.axhline(0.5 * force_rmse[0], color="k", ls="--", lw=0.8, label="half the starting RMSE")
+    ax.set_yscale("log")
+    ax.set_xlabel("oracle calls (queries)")
+    ax.set_ylabel("test force error (meV/Å)")
+    ax.grid(True, which="both", lw=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title(title)
+    return save_png(fig, path)
+
+
+def calibration_plot(path: Path, sets: dict, pooled: float | None = None, title: str = "") -> Path:
+    """Predicted disagreement d vs true largest force error (eV/Å), log-log, one colour per
+    committee; ``sets`` maps a label to (d, error) arrays. Spearman's rho in the legend
+    (``pooled``: a rho over all committees, shown in the title)."""
+    from scipy.stats import spearmanr
+
+    fig, ax = plt.subplots(figsize=(5.6, 5.0))
+    lo, hi = np.inf, 0.0
+    for name, (d, err) in sets.items():
+        d, err = np.asarray(d), np.asarray(err)
+        rho = spearmanr(d, err).statistic if len(d) > 2 else float("nan")
+        ax.scatter(d, err, s=8, alpha=0.6, label=f"{name} (Spearman {rho:.2f})")
+        lo, hi = min(lo, d.min(), err.min()), max(hi, d.max(), err.max())
+    ax.plot([lo, hi], [lo, hi], "k--", lw=0.8, label="error = d")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("committee disagreement d (eV/Å)")
+    ax.set_ylabel("true largest force error (eV/Å)")
+    ax.legend(fontsize=8)
+    ax.set_title(title if pooled is None else f"{title}\nSpearman over every generation: {pooled:.2f}", fontsize=10)
+    return save_png(fig, path)

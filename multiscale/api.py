@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .case_file import load_case
-from .config import ContinuumCase, CoupledCase, MDCase, ReactionCase, TrainCase, VibrationsCase
+from .config import ActiveCase, ContinuumCase, CoupledCase, MDCase, ReactionCase, TrainCase, VibrationsCase
 
 __all__ = ["load_case", "run_case"]
 
@@ -40,4 +40,8 @@ def run_case(path: str | Path, *, resume: bool = False, output: str | Path | Non
         from .coupled_job import run_coupled
 
         return run_coupled(case, path.parent, out, progress=progress)
+    if isinstance(case, ActiveCase):
+        from .active_job import run_active
+
+        return run_active(case, path.parent, out, resume=resume, progress=progress)
     raise NotImplementedError(type(case).__name__)  # unreachable: load_case knows every kind

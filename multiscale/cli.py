@@ -25,6 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING if getattr(args, "quiet", False) else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     from . import api
+    from atomistic.active import ActiveLearningError
     from atomistic.md import MDBlowUp
 
     from continuum.errors import ContinuumSolveError
@@ -43,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     except INPUT_ERRORS as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except (MDBlowUp, ContinuumSolveError) as exc:  # the run failed; the message says where and what was kept
+    except (MDBlowUp, ContinuumSolveError, ActiveLearningError) as exc:  # the run failed; the message says where and what was kept
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -131,18 +131,26 @@ class PotentialConfig:
 
 
 CRYSTALS = ("fcc", "bcc", "hcp", "sc", "diamond")
+SURFACES = ("fcc111", "fcc100", "fcc110")
 
 
 @dataclass(frozen=True)
 class StructureConfig:
     """The atoms: read from ``file`` (any ASE-readable file, relative to the case file; ``index``
-    picks a frame), or built as a ``crystal`` of ``element`` with lattice constant ``a`` (Å),
-    ``repeat`` copies of the (cubic if ``cubic``) cell, and atoms displaced by Gaussian noise of
-    ``rattle_A`` Å. ``replicas`` independent copies run batched (different noise each)."""
+    picks a frame), a ``molecule`` from ASE's g2 set (e.g. "CH3CH2OH"), or built as a ``crystal``
+    of ``element`` with lattice constant ``a`` (Å) and ``repeat`` copies of the (cubic if
+    ``cubic``) cell; with ``surface`` ("fcc111", "fcc100", "fcc110") a slab of ``size`` =
+    (n1, n2, layers) with ``vacuum_A`` Å of vacuum on each side, periodic in-plane.
+    Atoms are displaced by Gaussian noise of ``rattle_A`` Å. ``replicas`` independent copies run
+    batched (different noise each)."""
 
     file: str | None = None
     index: int = -1
+    molecule: str | None = None
     element: str | None = None
+    surface: str | None = None
+    size: tuple[int, int, int] = (3, 3, 4)
+    vacuum_A: float = 6.0
     crystal: str = "fcc"
     a: float | None = None
     cubic: bool = True
@@ -152,8 +160,22 @@ class StructureConfig:
     seed: int = 0
 
     def __post_init__(self):
-        if (self.file is None) == (self.element is None):
-            raise ValueError("structure: give exactly one of 'file' or 'element'")
+        if sum(x is not None for x in (self.file, self.molecule, self.element)) != 1:
+            raise ValueError("structure: give exactly one of 'file', 'molecule' or 'element'")
+        if self.molecule is not None:
+            from ase.collections import g2
+
+            if self.molecule not in g2.names:
+                raise ValueError(f"structure.molecule {self.molecule!r} is not in ASE's g2 set "
+                                 "(e.g. 'CH3CH2OH', 'H2O', 'C6H6')")
+        if self.surface is not None:
+            if self.surface not in SURFACES:
+                raise ValueError(f"structure.surface must be one of {SURFACES}, got {self.surface!r}")
+            if self.element is None:
+                raise ValueError("structure.surface needs 'element'")
+            if any(n < 1 for n in self.size) or not self.vacuum_A > 0:
+                raise ValueError(f"structure.size must be positive integers and vacuum_A positive, got "
+                                 f"{list(self.size)}, {self.vacuum_A}")
         if self.crystal not in CRYSTALS:
             raise ValueError(f"structure.crystal must be one of {CRYSTALS}, got {self.crystal!r}")
         if self.a is not None and not self.a > 0:
@@ -341,6 +363,7 @@ class ReactionCase:
 
 from .continuum_config import ContinuumCase  # noqa: E402  (it builds on the tables above)
 from .coupled_config import CoupledCase  # noqa: E402
+from .active_config import ActiveCase  # noqa: E402
 
 CASE_KINDS = {"train": TrainCase, "md": MDCase, "vibrations": VibrationsCase, "reaction": ReactionCase,
-              "continuum": ContinuumCase, "coupled": CoupledCase}
+              "continuum": ContinuumCase, "coupled": CoupledCase, "active_learning": ActiveCase}

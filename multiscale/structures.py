@@ -6,7 +6,8 @@ from pathlib import Path
 
 import numpy as np
 from ase import Atoms
-from ase.build import bulk
+import ase.build
+from ase.build import bulk, molecule
 from ase.io import read
 
 from .schema import CaseError
@@ -22,6 +23,15 @@ def build_structures(cfg, case_dir: Path) -> list[Atoms]:
             base = read(path, index=cfg.index)
         except Exception as exc:  # ASE raises many types for unreadable files
             raise CaseError(f"structure.file: cannot read {path} ({type(exc).__name__}: {exc})") from None
+    elif cfg.molecule is not None:
+        base = molecule(cfg.molecule)
+    elif cfg.surface is not None:
+        try:
+            base = getattr(ase.build, cfg.surface)(cfg.element, size=cfg.size, a=cfg.a, vacuum=cfg.vacuum_A)
+        except Exception as exc:
+            raise CaseError(f"structure: cannot build a {cfg.surface} slab of {cfg.element!r} "
+                            f"with a = {cfg.a} ({exc})") from None
+        base.info.pop("adsorbate_info", None)  # a dict that extxyz cannot store
     else:
         try:
             base = bulk(cfg.element, cfg.crystal, a=cfg.a, cubic=cfg.cubic and cfg.crystal != "hcp")

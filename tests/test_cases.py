@@ -29,14 +29,27 @@ def tiny(case):
                        rates=replace(case.rates, temperatures_K=(300.0, 600.0)))
     if case.kind == "coupled":
         return replace(case, solver=replace(case.solver, steps=2))
+    if case.kind == "active_learning":
+        stages = tuple(replace(st, steps=30) for st in case.loop.stages[-2:])
+        loop = replace(case.loop, stages=stages, max_oracle_calls=3, cooldown_steps=10, check_every=10,
+                       fine_tune=replace(case.loop.fine_tune, max_epochs=3))
+        structure = replace(case.structure, size=(2, 2, 3)) if case.structure.surface else case.structure
+        return replace(case, loop=loop, structure=structure, committee=replace(case.committee, members=2),
+                       initial=replace(case.initial, n_frames=3), training=replace(case.training, max_epochs=10),
+                       reference=replace(case.reference, frames_per_temperature=3, interval_steps=5,
+                                         equilibration_steps=5))
     return case
 
 
-@pytest.mark.parametrize("path", sorted(p.relative_to(CASES) for p in CASES.glob("cu_*/*.toml")
+@pytest.mark.parametrize("path", sorted(p.relative_to(CASES) for p in [*CASES.glob("cu_*/*.toml"),
+                                                                         *CASES.glob("active_learning/*.toml")]
                                         if "cu_emt" not in str(p)), ids=str)
 def test_case_runs(path, tmp_path):
-    from multiscale import analysis_jobs, md_job
+    from multiscale import active_job, analysis_jobs, md_job
 
+    raw = (CASES / path).read_text()
+    if 'name = "gfn' in raw:
+        pytest.importorskip("tblite", reason="the xTB oracle is the optional extra 'oracles'")
     case = tiny(load_case(CASES / path))
     run_continuum = run_coupled = None
     if case.kind in ("continuum", "coupled"):
@@ -44,7 +57,8 @@ def test_case_runs(path, tmp_path):
         from multiscale.continuum_job import run_continuum
         from multiscale.coupled_job import run_coupled
     run = {"md": md_job.run_md, "vibrations": analysis_jobs.run_vibrations,
-           "reaction": analysis_jobs.run_reaction, "continuum": run_continuum, "coupled": run_coupled}[case.kind]
+           "reaction": analysis_jobs.run_reaction, "continuum": run_continuum, "coupled": run_coupled,
+           "active_learning": active_job.run_active}[case.kind]
     report = run(case, (CASES / path).parent, tmp_path, progress=False)
     assert (tmp_path / "report.json").exists()
     assert json.loads((tmp_path / "report.json").read_text())["name"] == case.name
@@ -75,6 +89,11 @@ def test_case_runs(path, tmp_path):
         assert frames[-1].positions[:, 0].max() > frames[0].positions[:, 0].max()
         if case.interface is not None and case.interface.law == "model":
             assert report["interface_law"]["W_sep_eV_A2"] == pytest.approx(0.1432, rel=0.01)
+    if case.kind == "active_learning":
+        assert report["loop"]["oracle_calls"] <= 3 and len(report["learning"]) == report["loop"]["generation"] + 1
+        for name in ("dataset.extxyz", "disagreement.png", "learning.png", "calibration.png", "learning.csv",
+                     "reference.extxyz"):
+            assert (tmp_path / name).exists(), name
     if case.kind == "reaction":
         assert report["saddle"]["barrier_eV"] > 0.1 and (tmp_path / "arrhenius.png").exists()
         assert (tmp_path / "irc.png").exists() and (tmp_path / "rates.csv").exists()
@@ -268,6 +287,23 @@ def test_bad_coupled_case_exits_2(tmp_path, capsys):
                               ("orientation_x = [1, 0, 0]", "orientation_x = [1, 2, 0]", "<100>, <110> or <111>")):
         path.write_text(text.replace(old, new) if old != "orientation_x = [1, 0, 0]" else
                         text.replace(old, new).replace("orientation_y = [0, 1, 0]", "orientation_y = [-2, 1, 0]"))
+        code = main(["run", str(path), "--output", str(tmp_path / "out"), "-q"])
+        err = capsys.readouterr().err
+        assert code == 2 and message in err and "Traceback" not in err, (new, err)
+
+
+def test_bad_active_learning_case_exits_2(tmp_path, capsys):
+    text = (CASES / "active_learning" / "cu_premelting.toml").read_text()
+    path = tmp_path / "case.toml"
+    for old, new, message in (('name = "emt"', 'name = "dft"', "oracle.name"),
+                              ("{temperature_K = 400.0, steps = 300}", "{temperature_K = -4.0, steps = 300}",
+                               "temperature_K must be positive"),
+                              ("force_threshold_eV_A = 0.3", "force_threshold_eV_A = 0", "force_threshold_eV_A"),
+                              ("members = 4", "members = 1", "committee.members"),
+                              ('species = ["Cu"]', 'species = ["Cu", "Ag"]', "elements of the structure"),
+                              ('surface = "fcc111"', 'surface = "bcc110"', "structure.surface")):
+        assert old in text, old
+        path.write_text(text.replace(old, new))
         code = main(["run", str(path), "--output", str(tmp_path / "out"), "-q"])
         err = capsys.readouterr().err
         assert code == 2 and message in err and "Traceback" not in err, (new, err)
