@@ -28,10 +28,10 @@ import torch
 from ase import Atoms, units
 from ase.io import read
 
-from atomistic.active import ActiveLearning, LabelledStore, Oracle, committee_errors, spearman
+from atomistic.active import ActiveLearning, ActiveLearningError, LabelledStore, Oracle, committee_errors, spearman
 from atomistic.active.loop import label_initial, train_committee
 from atomistic.atomic_files import write_text
-from atomistic.data import prepare, write_frames
+from atomistic.data import label, prepare, write_frames
 from atomistic.io import load_potential
 from atomistic.plots import calibration_plot, disagreement_plot, learning_progress_plot
 
@@ -83,22 +83,20 @@ def reference_frames(case: ActiveCase, start: Atoms, out: Path) -> list[Atoms]:
         dyn = Langevin(atoms, case.loop.timestep_fs * units.fs, temperature_K=temperature,
                        friction=1.0 / (r.friction_time_fs * units.fs), rng=np.random.default_rng(r.seed + 100 + k),
                        fixcm=False)
-        dyn.run(r.equilibration_steps)
-        for _ in range(r.frames_per_temperature):
-            dyn.run(r.interval_steps)
-            labelled = _labelled_copy(atoms)
-            labelled.info["temperature_K"] = temperature
-            frames.append(labelled)
+        try:
+            dyn.run(r.equilibration_steps)
+            for _ in range(r.frames_per_temperature):
+                dyn.run(r.interval_steps)
+                labelled = label(atoms, atoms.get_potential_energy(), atoms.get_forces())
+                labelled.info["temperature_K"] = temperature
+                frames.append(labelled)
+        except Exception as exc:  # the oracle's own MD must not end in a traceback
+            raise ActiveLearningError(f"reference MD at {temperature:g} K: the oracle failed "
+                                      f"({type(exc).__name__}: {exc}); the loop's results are kept in {out}") from exc
     write_frames(frames, path)
     log.info("reference data: %d oracle MD frames at %s K in %.1f s", len(frames),
              ", ".join(f"{t:g}" for t in temperatures), time.perf_counter() - t0)
     return read(path, ":")
-
-
-def _labelled_copy(atoms: Atoms) -> Atoms:
-    from atomistic.data import label
-
-    return label(atoms, atoms.get_potential_energy(), atoms.get_forces())
 
 
 def run_active(case: ActiveCase, case_dir: Path, out: Path, *, resume: bool = False, progress: bool = True) -> dict:
