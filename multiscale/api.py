@@ -5,7 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from .case_file import load_case
-from .config import ActiveCase, ContinuumCase, CoupledCase, MDCase, ReactionCase, TrainCase, VibrationsCase
+from .active_config import ActiveCase
+from .config import MDCase, ReactionCase, TrainCase, VibrationsCase
+from .continuum_config import ContinuumCase
+from .coupled_config import CoupledCase
 
 __all__ = ["load_case", "run_case"]
 

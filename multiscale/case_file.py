@@ -5,8 +5,15 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 
-from .config import CASE_KINDS
+from .active_config import ActiveCase
+from .config import MDCase, ReactionCase, TrainCase, VibrationsCase
+from .continuum_config import ContinuumCase
+from .coupled_config import CoupledCase
 from .schema import CaseError, build
+
+#: every case kind, by the ``kind`` a case file names
+CASE_KINDS = {"train": TrainCase, "md": MDCase, "vibrations": VibrationsCase, "reaction": ReactionCase,
+              "continuum": ContinuumCase, "coupled": CoupledCase, "active_learning": ActiveCase}
 
 
 def load_case(path: str | Path):

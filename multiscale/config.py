@@ -359,11 +359,3 @@ class ReactionCase:
     irc: IRCConfig = field(default_factory=IRCConfig)
     rates: RatesConfig = field(default_factory=RatesConfig)
     output: RunOutputConfig = field(default_factory=RunOutputConfig)
-
-
-from .continuum_config import ContinuumCase  # noqa: E402  (it builds on the tables above)
-from .coupled_config import CoupledCase  # noqa: E402
-from .active_config import ActiveCase  # noqa: E402
-
-CASE_KINDS = {"train": TrainCase, "md": MDCase, "vibrations": VibrationsCase, "reaction": ReactionCase,
-              "continuum": ContinuumCase, "coupled": CoupledCase, "active_learning": ActiveCase}
