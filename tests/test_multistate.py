@@ -1,0 +1,84 @@
+"""DESIGN V12, first half: the adiabatic code path (autograd of the diabatic matrix) against
+closed forms on analytic two- and three-state models, phase-free, float64; and finite answers
+at a conical intersection."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+import torch
+
+from atomistic.multistate import (ConicalIntersection, ThreeState, TullyDual, TullyExtended, TullySimple,
+                                  adiabatic_states)
+
+
+def line(xs):
+    """(B, 1, 3) positions along x, Å."""
+    pos = torch.zeros(len(xs), 1, 3, dtype=torch.float64)
+    pos[:, 0, 0] = torch.as_tensor(xs, dtype=torch.float64)
+    return pos
+
+
+def two_state_closed_form(h, dh):
+    """E-/E+ (B, 2), dE/dx (B, 2) and |d_12| (B,) of 2x2 matrices h and their derivatives dh."""
+    mean, dmean = 0.5 * (h[:, 0, 0] + h[:, 1, 1]), 0.5 * (dh[:, 0, 0] + dh[:, 1, 1])
+    delta, ddelta = 0.5 * (h[:, 0, 0] - h[:, 1, 1]), 0.5 * (dh[:, 0, 0] - dh[:, 1, 1])
+    v, dv = h[:, 0, 1], dh[:, 0, 1]
+    root = torch.sqrt(delta**2 + v**2)
+    energies = torch.stack([mean - root, mean + root], 1)
+    slopes = torch.stack([dmean - (delta * ddelta + v * dv) / root, dmean + (delta * ddelta + v * dv) / root], 1)
+    nac = (delta * dv - v * ddelta).abs() / (2 * root**2)
+    return energies, slopes, nac
+
+
+@pytest.mark.parametrize("model", [TullySimple(), TullyDual(), TullyExtended()], ids=lambda m: type(m).__name__)
+def test_tully_models_match_the_closed_form(model):
+    pos = line(np.linspace(-10.0, 10.0, 81) * 0.529177 + 1e-3)  # -10..10 bohr
+    states = adiabatic_states(model, pos)
+    energies, slopes, nac = two_state_closed_form(model.diabatic(pos), model.diabatic_derivative(pos))
+    scale = energies.abs().max()
+    assert torch.allclose(states.energies, energies, atol=1e-8 * scale, rtol=0)
+    assert torch.allclose(-states.forces[:, :, 0, 0], slopes, atol=1e-8 * slopes.abs().max(), rtol=0)
+    d = states.couplings[:, 0, 1, 0, 0]
+    assert torch.allclose(d.abs(), nac, atol=1e-8 * nac.max(), rtol=1e-8)
+    assert torch.equal(states.couplings[:, 1, 0], -states.couplings[:, 0, 1])
+    assert torch.all(states.forces[:, :, 0, 1:] == 0)
+
+
+def test_three_states_match_the_hand_derived_gradient():
+    model = ThreeState()
+    pos = line(np.linspace(-6.0, 6.0, 61) * 0.529177)
+    states = adiabatic_states(model, pos)
+    h, dh = model.diabatic(pos), model.diabatic_derivative(pos)
+    energies, c = torch.linalg.eigh(h)
+    g = torch.einsum("bik,bij,bjl->bkl", c, dh, c)
+    assert torch.allclose(states.energies, energies, atol=1e-12, rtol=0)
+    assert torch.allclose(-states.forces[:, :, 0, 0], torch.diagonal(g, dim1=1, dim2=2), atol=1e-10, rtol=0)
+    gap = energies[:, None, :] - energies[:, :, None]
+    off = ~torch.eye(3, dtype=torch.bool)
+    ref = torch.where(off, g / torch.where(off, gap, torch.ones_like(gap)), torch.zeros_like(g))
+    # phase-free: each eigenvector's sign is arbitrary, so compare magnitudes
+    assert torch.allclose(states.couplings[..., 0, 0].abs(), ref.abs(), atol=1e-8 * ref.abs().max(), rtol=1e-8)
+
+
+def test_conical_intersection_couplings_and_a_safe_degeneracy(caplog):
+    model = ConicalIntersection()
+    rng = np.random.default_rng(0)
+    pos = torch.zeros(40, 1, 3, dtype=torch.float64)
+    pos[:, 0, :2] = torch.as_tensor(rng.uniform(-1.0, 1.0, size=(40, 2)))
+    states = adiabatic_states(model, pos)
+    h = model.diabatic(pos)
+    ddx, ddy = model.diabatic_gradient_xy(pos)
+    for axis, dh in ((0, ddx), (1, ddy)):
+        energies, slopes, nac = two_state_closed_form(h, dh)
+        assert torch.allclose(-states.forces[:, :, 0, axis], slopes, atol=1e-10, rtol=0)
+        assert torch.allclose(states.couplings[:, 0, 1, 0, axis].abs(), nac, atol=1e-8 * nac.max(), rtol=1e-8)
+    # the coupling circulates around the cone: |d| ~ 1/r, and it is a vector field, sign-free
+    with caplog.at_level(logging.WARNING, logger="atomistic.multistate.adiabatic"):
+        at_cone = adiabatic_states(model, torch.zeros(1, 1, 3, dtype=torch.float64))
+    assert "degeneracy" in caplog.text
+    for t in (at_cone.energies, at_cone.forces, at_cone.couplings):
+        assert torch.isfinite(t).all()
+    assert at_cone.min_gap.item() == 0.0
