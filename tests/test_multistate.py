@@ -82,3 +82,67 @@ def test_conical_intersection_couplings_and_a_safe_degeneracy(caplog):
     for t in (at_cone.energies, at_cone.forces, at_cone.couplings):
         assert torch.isfinite(t).all()
     assert at_cone.min_gap.item() == 0.0
+
+
+# --- surface hopping ---------------------------------------------------------------------------
+BOHR_A = 0.529177210903
+
+
+def tully_run(model, k_au, n_traj=400, settings=None, x0_bohr=-10.0, x_end_bohr=10.0):
+    """Trajectories from x0 with momentum k (a.u.) on the lower state, until every one has left
+    [x0, x_end]; returns the hopping object and the largest total-energy change (eV)."""
+    from atomistic.multistate import AU_MOMENTUM, TULLY_MASS_AMU, FSSHSettings, SurfaceHopping
+
+    pos = torch.zeros(n_traj, 1, 3, dtype=torch.float64)
+    pos[:, 0, 0] = x0_bohr * BOHR_A
+    mom = torch.zeros_like(pos)
+    mom[:, 0, 0] = k_au * AU_MOMENTUM
+    run = SurfaceHopping.start(model, pos, mom, [TULLY_MASS_AMU], 0, settings or FSSHSettings(timestep_fs=0.1))
+    e0 = run.total_energy()
+    drift = 0.0
+    norm = 0.0
+    inside = torch.ones(n_traj, dtype=torch.bool)
+    while bool(inside.any()) and run.time_fs < 5000:
+        run.step()
+        drift = max(drift, float((run.total_energy() - e0).abs().max()))
+        norm = max(norm, float(((run.amplitudes.abs() ** 2).sum(1) - 1).abs().max()))
+        x = run.positions[:, 0, 0] / BOHR_A
+        inside = (x > x0_bohr - 1e-9) & (x < x_end_bohr)
+    return run, drift, norm
+
+
+def test_fssh_conserves_energy_and_norm_and_hops_only_when_allowed():
+    from atomistic.multistate import FSSHSettings
+
+    model = TullySimple()
+    fast, drift, norm = tully_run(model, 25.0)
+    assert drift < 1e-3, drift  # eV, of 4.25 eV kinetic energy, hops included
+    assert norm < 1e-10
+    coarse, drift_coarse, _ = tully_run(model, 25.0, n_traj=50, settings=FSSHSettings(timestep_fs=0.2))
+    assert drift_coarse / drift > 3.0  # velocity Verlet's dt^2: the error is the integrator's, not the hops'
+    assert fast.hops.accepted.sum() > 0
+    slow, drift_slow, _ = tully_run(model, 5.0, n_traj=100)  # k^2/2M = 0.17 eV < 0.54 eV gap
+    assert drift_slow < 1e-3
+    surface, _ = slow.populations()
+    assert surface[1] == 0  # the upper state is closed: every hop up is frustrated
+    assert slow.hops.accepted[0, 1] == 0 and slow.hops.frustrated[0, 1] > 0
+
+
+def test_fssh_is_internally_consistent():
+    """Tully's design property: where no hop is frustrated, the fraction of trajectories on a
+    state equals the mean |c_k|^2, within binomial error."""
+    run, _, _ = tully_run(TullySimple(), 25.0, n_traj=800)
+    surface, electronic = run.populations()
+    sigma = float(torch.sqrt(electronic[1] * (1 - electronic[1]) / 800))
+    assert run.hops.frustrated.sum() == 0
+    assert abs(float(surface[1] - electronic[1])) < 3.5 * sigma + 1e-3, (surface, electronic)
+
+
+def test_decoherence_collapses_the_amplitudes_onto_the_active_state():
+    from atomistic.multistate import FSSHSettings
+
+    run, drift, norm = tully_run(TullySimple(), 25.0, n_traj=200,
+                                 settings=FSSHSettings(timestep_fs=0.1, decoherence="edc"))
+    assert norm < 1e-10 and drift < 1e-3
+    t = torch.arange(200)
+    assert float((run.amplitudes[t, run.active].abs() ** 2).min()) > 0.99

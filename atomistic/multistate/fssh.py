@@ -1,0 +1,223 @@
+"""Fewest-switches surface hopping (J. C. Tully, J. Chem. Phys. 93, 1061 (1990)), many
+trajectories batched on the device.
+
+Units are ASE's: positions Å, momenta amu Å/fs at the API, energies eV, time fs.
+
+One step of length dt, for every trajectory at once:
+
+1. velocity Verlet on the active adiabatic surface (Hellmann–Feynman forces of the model);
+2. the adiabatic states at the new geometry, eigenvector signs aligned with the previous step
+   (their sign is arbitrary, and a flip would flip the couplings: this is the phase tracking);
+3. the amplitudes ``c`` propagated exactly over dt under the midpoint Hamiltonian
+   ``i hbar dc/dt = (E - i hbar D) c`` with ``D_kl = d_kl . v`` (a unitary matrix exponential);
+4. hops from the active state a to j with probability ``g_aj = max(0, -2 dt D_ja Re(c_j* c_a) / |c_a|^2)``,
+   one uniform number per trajectory; a hop rescales the momentum along ``d_aj`` to conserve
+   the total energy, and a hop without enough kinetic energy is frustrated (kept on a; with
+   ``frustrated = "reverse"`` the momentum component along ``d_aj`` is reversed);
+5. optionally the energy-based decoherence correction of Granucci and Persico
+   (J. Chem. Phys. 126, 134114 (2007)): ``c_j *= exp(-dt / tau_j)`` for j != a,
+   ``tau_j = hbar / |E_j - E_a| (1 + C / E_kin)``, C = 0.1 hartree, then ``c_a`` renormalised.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import torch
+from ase import units
+
+from .adiabatic import AdiabaticStates, adiabatic_states
+
+log = logging.getLogger(__name__)
+
+#: hbar in eV x ASE time units
+HBAR = units._hbar * units.J * units.s
+#: Granucci–Persico's decoherence constant, 0.1 hartree in eV
+EDC_C = 0.1 * units.Hartree
+
+
+@dataclass(frozen=True)
+class FSSHSettings:
+    """``timestep_fs``; ``decoherence``: "none" or "edc"; ``frustrated``: "keep" or "reverse";
+    ``degeneracy_eV``: where couplings are regularised (:func:`adiabatic_states`)."""
+
+    timestep_fs: float = 0.05
+    decoherence: str = "none"
+    frustrated: str = "keep"
+    degeneracy_eV: float = 1e-6
+    seed: int = 0
+
+    def __post_init__(self):
+        if not self.timestep_fs > 0:
+            raise ValueError(f"timestep_fs must be positive, got {self.timestep_fs}")
+        if self.decoherence not in ("none", "edc"):
+            raise ValueError(f"decoherence must be 'none' or 'edc', got {self.decoherence!r}")
+        if self.frustrated not in ("keep", "reverse"):
+            raise ValueError(f"frustrated must be 'keep' or 'reverse', got {self.frustrated!r}")
+
+
+@dataclass
+class HopCounts:
+    """accepted[a, j] and frustrated[a, j]: hop attempts from state a to j over the run."""
+
+    accepted: torch.Tensor
+    frustrated: torch.Tensor
+
+
+@dataclass
+class SurfaceHopping:
+    """The state of a batch of T trajectories of N atoms on ``model``'s n states.
+
+    positions (T, N, 3) Å; momenta (T, N, 3) amu Å/fs; masses (N,) amu; active (T,) state
+    index; amplitudes (T, n) complex. Build with :meth:`start`; advance with :meth:`step`.
+    """
+
+    model: object
+    settings: FSSHSettings
+    positions: torch.Tensor
+    momenta: torch.Tensor  # kept in amu Å / (ASE time unit)
+    masses: torch.Tensor
+    active: torch.Tensor
+    amplitudes: torch.Tensor
+    states: AdiabaticStates
+    time_fs: float = 0.0
+    hops: HopCounts | None = None
+    generator: torch.Generator | None = field(default=None, repr=False)
+
+    @classmethod
+    def start(cls, model, positions: torch.Tensor, momenta_amu_A_fs: torch.Tensor, masses_amu, state: int | torch.Tensor,
+              settings: FSSHSettings) -> "SurfaceHopping":
+        """Trajectories at ``positions`` with ``momenta`` (amu Å/fs), all amplitude on ``state``."""
+        pos = positions.detach().clone()
+        masses = torch.as_tensor(masses_amu, dtype=pos.dtype, device=pos.device)
+        states = adiabatic_states(model, pos, degeneracy_eV=settings.degeneracy_eV)
+        t, n = len(pos), states.energies.shape[1]
+        active = torch.as_tensor(state, device=pos.device).expand(t).clone().long()
+        amplitudes = torch.zeros(t, n, dtype=torch.complex128 if pos.dtype == torch.float64 else torch.complex64,
+                                 device=pos.device)
+        amplitudes[torch.arange(t), active] = 1.0
+        generator = torch.Generator(device=pos.device)
+        generator.manual_seed(settings.seed)
+        zeros = torch.zeros(n, n, dtype=torch.long, device=pos.device)
+        return cls(model=model, settings=settings, positions=pos, momenta=momenta_amu_A_fs.detach().clone() / units.fs,
+                   masses=masses, active=active, amplitudes=amplitudes, states=states,
+                   hops=HopCounts(zeros.clone(), zeros.clone()), generator=generator)
+
+    # --- observables ---------------------------------------------------------------------------
+    def kinetic_energy(self) -> torch.Tensor:
+        """(T,) eV."""
+        return 0.5 * (self.momenta**2 / self.masses[None, :, None]).sum((1, 2))
+
+    def potential_energy(self) -> torch.Tensor:
+        """(T,) eV, the active state's."""
+        return self.states.energies.gather(1, self.active[:, None])[:, 0]
+
+    def total_energy(self) -> torch.Tensor:
+        return self.kinetic_energy() + self.potential_energy()
+
+    def momenta_amu_A_fs(self) -> torch.Tensor:
+        return self.momenta * units.fs
+
+    def populations(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(n,) fraction of trajectories on each state, and (n,) mean |c_k|^2."""
+        n = self.amplitudes.shape[1]
+        surface = torch.bincount(self.active, minlength=n).to(self.positions.dtype) / len(self.active)
+        return surface, (self.amplitudes.abs() ** 2).mean(0).real
+
+    # --- the step ------------------------------------------------------------------------------
+    def _force(self, states: AdiabaticStates) -> torch.Tensor:
+        t = torch.arange(len(self.active), device=self.active.device)
+        return states.forces[t, self.active]
+
+    def step(self) -> None:
+        s = self.settings
+        dt = s.timestep_fs * units.fs
+        m = self.masses[None, :, None]
+        old = self.states
+        v_old = self.momenta / m
+        self.momenta = self.momenta + 0.5 * dt * self._force(old)
+        self.positions = self.positions + dt * self.momenta / m
+        new = adiabatic_states(self.model, self.positions, degeneracy_eV=s.degeneracy_eV)
+        _align(new, old)
+        self.momenta = self.momenta + 0.5 * dt * self._force(new)
+        v_new = self.momenta / m
+        self._propagate(old, new, v_old, v_new, dt)
+        self.states = new
+        self._hop(new, v_new, dt)
+        if s.decoherence == "edc":
+            self._decohere(dt)
+        self.time_fs += s.timestep_fs
+
+    def _propagate(self, old: AdiabaticStates, new: AdiabaticStates, v_old, v_new, dt) -> None:
+        energies = 0.5 * (old.energies + new.energies)
+        d_dot_v = 0.5 * (torch.einsum("bklac,bac->bkl", old.couplings, v_old)
+                         + torch.einsum("bklac,bac->bkl", new.couplings, v_new))
+        self._d_dot_v = d_dot_v
+        h_eff = torch.diag_embed(energies / HBAR).to(self.amplitudes.dtype) - 1j * d_dot_v.to(self.amplitudes.dtype)
+        u = torch.linalg.matrix_exp(-1j * dt * h_eff)
+        self.amplitudes = torch.einsum("bkl,bl->bk", u, self.amplitudes)
+
+    def _hop(self, states: AdiabaticStates, velocity, dt) -> None:
+        t = torch.arange(len(self.active), device=self.active.device)
+        c = self.amplitudes
+        ca = c[t, self.active]
+        n = c.shape[1]
+        d_ja = self._d_dot_v.gather(2, self.active[:, None, None].expand(-1, n, 1))[..., 0]  # (T, n): D_ja
+        g = (-2.0 * dt * d_ja * (c.conj() * ca[:, None]).real / (ca.abs() ** 2).clamp_min(1e-300)[:, None]).clamp_min(0.0)
+        g[t, self.active] = 0.0
+        xi = torch.rand(len(t), generator=self.generator, device=g.device, dtype=g.dtype)
+        cumulative = torch.cumsum(g, dim=1)
+        chosen = (cumulative > xi[:, None]).to(torch.int8).argmax(1)
+        attempt = cumulative[:, -1] > xi
+        if not bool(attempt.any()):
+            return
+        a, j = self.active, chosen
+        direction = states.couplings[t, a, j]  # (T, N, 3), the hop's momentum direction
+        m = self.masses[None, :, None]
+        de = states.energies[t, j] - states.energies[t, a]
+        qa = 0.5 * (direction**2 / m).sum((1, 2))
+        qb = (self.momenta * direction / m).sum((1, 2))
+        disc = qb**2 - 4 * qa * de
+        ok = attempt & (disc >= 0) & (qa > 0)
+        root = torch.sqrt(disc.clamp_min(0.0))
+        gamma = torch.where(qb >= 0, (qb - root), (qb + root)) / (2 * qa.clamp_min(1e-300))
+        self.momenta = torch.where(ok[:, None, None], self.momenta - gamma[:, None, None] * direction, self.momenta)
+        frustrated = attempt & ~ok
+        if self.settings.frustrated == "reverse":
+            along = (self.momenta * direction / m).sum((1, 2)) / (2 * qa.clamp_min(1e-300))
+            self.momenta = torch.where(frustrated[:, None, None],
+                                       self.momenta - 2 * along[:, None, None] * direction, self.momenta)
+        self.hops.accepted.index_put_((a[ok], j[ok]), torch.ones_like(a[ok]), accumulate=True)
+        self.hops.frustrated.index_put_((a[frustrated], j[frustrated]), torch.ones_like(a[frustrated]),
+                                        accumulate=True)
+        self.active = torch.where(ok, j, a)
+
+    def _decohere(self, dt) -> None:
+        t = torch.arange(len(self.active), device=self.active.device)
+        e = self.states.energies
+        ea = e[t, self.active]
+        ke = self.kinetic_energy().clamp_min(1e-12)
+        gap = (e - ea[:, None]).abs().clamp_min(1e-300)
+        tau = HBAR / gap * (1.0 + EDC_C / ke[:, None])
+        damp = torch.exp(-dt / tau)
+        damp[t, self.active] = 1.0
+        c = self.amplitudes * damp
+        others = (c.abs() ** 2).sum(1) - c[t, self.active].abs() ** 2
+        ca = c[t, self.active]
+        scale = torch.sqrt((1.0 - others).clamp_min(0.0)) / ca.abs().clamp_min(1e-300)
+        c[t, self.active] = ca * scale
+        self.amplitudes = c
+
+
+def _align(new: AdiabaticStates, old: AdiabaticStates) -> None:
+    """Flip the signs of ``new``'s eigenvectors that point against ``old``'s, and its couplings
+    with them, in place (phase tracking along the trajectory)."""
+    overlap = torch.einsum("bik,bik->bk", new.vectors, old.vectors)
+    sign = torch.where(overlap < 0, -1.0, 1.0).to(new.vectors.dtype)
+    new.vectors.mul_(sign[:, None, :])
+    new.couplings.mul_((sign[:, :, None] * sign[:, None, :])[..., None, None])
+
+
+#: one atomic unit of momentum (hbar / bohr) in amu Å/fs
+AU_MOMENTUM = units._hbar / (units.Bohr * 1e-10) / units._amu * 1e-5
