@@ -146,3 +146,64 @@ def test_decoherence_collapses_the_amplitudes_onto_the_active_state():
     assert norm < 1e-10 and drift < 1e-3
     t = torch.arange(200)
     assert float((run.amplitudes[t, run.active].abs() ** 2).min()) > 0.99
+
+
+# --- a trained multi-state model ---------------------------------------------------------------
+def diatomic_geometries(r, seed):
+    """Diatomics of bond lengths ``r`` (Å), randomly oriented and placed: (F, 2, 3)."""
+    rng = np.random.default_rng(seed)
+    u = rng.normal(size=(len(r), 3))
+    u /= np.linalg.norm(u, axis=1)[:, None]
+    c = rng.normal(scale=2.0, size=(len(r), 3))
+    return np.stack([c, c + np.asarray(r)[:, None] * u], 1)
+
+
+def test_diatomic_crossing_matches_its_closed_form():
+    from atomistic.multistate import DiatomicCrossing
+
+    model = DiatomicCrossing()
+    pos = torch.as_tensor(diatomic_geometries(np.linspace(1.3, 4.2, 59), 3))
+    states = adiabatic_states(model, pos)
+    energies, slopes, nac = two_state_closed_form(model.diabatic(pos), model.diabatic_derivative_r(pos))
+    bond = pos[:, 1] - pos[:, 0]
+    unit = bond / torch.linalg.vector_norm(bond, dim=1, keepdim=True)
+    assert torch.allclose(states.energies, energies, atol=1e-12, rtol=0)
+    # dE/dx_1 = dE/dr * u, dE/dx_0 = -dE/dr * u
+    assert torch.allclose(-states.forces[:, :, 1], slopes[..., None] * unit[:, None], atol=1e-10, rtol=0)
+    assert torch.allclose(states.forces.sum(2), torch.zeros(1, dtype=torch.float64), atol=1e-12)
+    along = (states.couplings[:, 0, 1, 1] * unit).sum(-1)
+    assert torch.allclose(along.abs(), nac, atol=1e-8 * nac.max(), rtol=1e-8)
+
+
+def test_trained_diabatic_model_reproduces_the_surfaces_phase_free():
+    """A DiabaticPotential trained on 224 samples of DiatomicCrossing (couplings with random
+    signs, as any quantum code gives them) reproduces it on held-out bond lengths. Stated error
+    (measured 1.1 meV, 4.8 meV/Å, 16 %): energy MAE < 3 meV, force MAE < 10 meV/Å, coupling
+    |d| within 30 % in the L1 norm over the crossing region."""
+    from ase import Atoms
+
+    from atomistic import DescriptorSettings, NetworkSettings
+    from atomistic.multistate import DiabaticPotential, DiatomicCrossing, fit_multistate, sample
+
+    torch.manual_seed(0)
+    reference = DiatomicCrossing()
+    rng = np.random.default_rng(0)
+    r_train = np.concatenate([rng.uniform(1.3, 4.2, 160), rng.uniform(2.1, 3.0, 64)])
+    train = sample(reference, diatomic_geometries(r_train, 1))
+    flips = torch.as_tensor(rng.choice([-1.0, 1.0], size=len(r_train)))
+    train.couplings = train.couplings * flips[:, None, None, None, None]
+    r_test = np.linspace(1.4, 4.0, 53)
+    test = sample(reference, diatomic_geometries(r_test, 2))
+    atoms = Atoms("LiF", positions=[[0, 0, 0], [0, 0, 1.6]])
+    model = DiabaticPotential(["Li", "F"], 2, DescriptorSettings(cutoff=5.0, n_radial=16, r_min=1.0,
+                                                                 angular_cutoff=3.0, n_angular=0),
+                              NetworkSettings(hidden=(32, 32)))
+    history = fit_multistate(model, atoms, train, epochs=150, batch_size=32, lr=3e-3)
+    assert history[-1] < 0.01 * history[0]
+    states = adiabatic_states(model.bind(atoms), test.positions)
+    assert float((states.energies - test.energies).abs().mean()) < 3e-3
+    assert float((states.forces - test.forces).abs().mean()) < 1e-2
+    d_ref = torch.linalg.vector_norm(test.couplings[:, 0, 1].reshape(len(r_test), -1), dim=1) / (
+        test.energies[:, 1] - test.energies[:, 0])
+    d = torch.linalg.vector_norm(states.couplings[:, 0, 1].reshape(len(r_test), -1), dim=1)
+    assert float((d - d_ref).abs().sum() / d_ref.sum()) < 0.3

@@ -1,12 +1,14 @@
 """Multi-state models (DESIGN §3): diabatic Hamiltonians, adiabatic surfaces and their
 non-adiabatic couplings, and surface hopping. Work in progress for issue 7: the adiabatic code
-path, the analytic reference models and batched FSSH are here; the trained model follows."""
+path, the analytic reference models, a trainable diabatic model and batched FSSH are here."""
 
 from .adiabatic import AdiabaticStates, adiabatic_states, diabatic_gradient
 from .fssh import AU_MOMENTUM, FSSHSettings, HopCounts, SurfaceHopping
-from .models import (TULLY_MASS_AMU, ConicalIntersection, ThreeState, TullyDual, TullyExtended,
-                     TullySimple)
+from .models import (TULLY_MASS_AMU, ConicalIntersection, DiatomicCrossing, ThreeState, TullyDual,
+                     TullyExtended, TullySimple)
+from .network import BoundDiabatic, DiabaticPotential, MultiStateData, fit_multistate, multistate_loss, sample
 
-__all__ = ["AU_MOMENTUM", "AdiabaticStates", "ConicalIntersection", "FSSHSettings", "HopCounts", "SurfaceHopping",
-           "TULLY_MASS_AMU", "ThreeState", "TullyDual", "TullyExtended", "TullySimple", "adiabatic_states",
-           "diabatic_gradient"]
+__all__ = ["AU_MOMENTUM", "AdiabaticStates", "BoundDiabatic", "ConicalIntersection", "DiabaticPotential",
+           "DiatomicCrossing", "FSSHSettings", "HopCounts", "MultiStateData", "SurfaceHopping", "TULLY_MASS_AMU",
+           "ThreeState", "TullyDual", "TullyExtended", "TullySimple", "adiabatic_states", "diabatic_gradient",
+           "fit_multistate", "multistate_loss", "sample"]

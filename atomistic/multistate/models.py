@@ -16,6 +16,9 @@ in Å and return eV, with the constants as published:
 ``ConicalIntersection``: two states in (x, y) of the first particle (Å),
 ``H11,22 = k (x^2 + y^2) / 2 +- a x``, ``H12 = c y``: a conical intersection at the origin.
 ``ThreeState``: three states along x, a chain of two avoided crossings (Tully-1-like pairs).
+``DiatomicCrossing``: two states of a diatomic along its bond length r (Å, eV), a Morse
+"covalent" state crossing a repulsive "ionic" one near 2.5 Å (an avoided crossing like LiF's);
+rotation and translation invariant, so a trained model can learn it.
 """
 
 from __future__ import annotations
@@ -138,3 +141,31 @@ class ThreeState(_OneDimensional):
         d13 = -0.4 * self.C * self.D * x * torch.exp(-self.D * x**2)
         return torch.stack([torch.stack([d1, d12, d13], -1), torch.stack([d12, zero, d23], -1),
                             torch.stack([d13, d23, d3], -1)], -2)
+
+
+class DiatomicCrossing(nn.Module):
+    """Two states of atoms 0 and 1 along r = |x_1 - x_0| (Å), eV (module docstring):
+    ``H11 = D (1 - exp(-a (r - re)))^2``, ``H22 = E_inf + B exp(-b (r - re))``,
+    ``H12 = C exp(-((r - rc) / w)^2)``."""
+
+    n_states = 2
+    D, a, re, E_inf, B, b, C, rc, w = 1.0, 1.5, 1.6, 0.3, 2.0, 1.2, 0.1, 2.6, 0.8
+
+    def _bond(self, positions):
+        return torch.linalg.vector_norm(positions[:, 1] - positions[:, 0], dim=-1)
+
+    def diabatic(self, positions):
+        r = self._bond(positions)
+        h11 = self.D * (1 - torch.exp(-self.a * (r - self.re))) ** 2
+        h22 = self.E_inf + self.B * torch.exp(-self.b * (r - self.re))
+        h12 = self.C * torch.exp(-(((r - self.rc) / self.w) ** 2))
+        return _OneDimensional._matrix(h11, h22, h12)
+
+    def diabatic_derivative_r(self, positions):
+        """dH/dr (B, 2, 2) eV/Å."""
+        r = self._bond(positions)
+        e = torch.exp(-self.a * (r - self.re))
+        d11 = 2 * self.D * (1 - e) * self.a * e
+        d22 = -self.b * self.B * torch.exp(-self.b * (r - self.re))
+        d12 = -2 * (r - self.rc) / self.w**2 * self.C * torch.exp(-(((r - self.rc) / self.w) ** 2))
+        return _OneDimensional._matrix(d11, d22, d12)
