@@ -140,3 +140,20 @@ def calibration_plot(path: Path, sets: dict, pooled: float | None = None, title:
     ax.legend(fontsize=8)
     ax.set_title(title if pooled is None else f"{title}\nSpearman over every generation: {pooled:.2f}", fontsize=10)
     return save_png(fig, path)
+
+
+def population_plot(path: Path, history: dict, title: str = "") -> Path:
+    """Surface-hopping populations vs time (fs): the fraction of trajectories on each state
+    (solid) and the mean electronic populations |c_k|^2 (dashed)."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    t = np.asarray(history["time_fs"])
+    surface, electronic = np.asarray(history["surface"]), np.asarray(history["electronic"])
+    for k in range(surface.shape[1]):
+        ax.plot(t, surface[:, k], color=f"C{k}", label=f"state {k}: trajectories")
+        ax.plot(t, electronic[:, k], color=f"C{k}", ls="--", lw=0.8, label=f"state {k}: |c|^2")
+    ax.set_xlabel("time (fs)")
+    ax.set_ylabel("population")
+    ax.set_ylim(-0.02, 1.02)
+    ax.legend(fontsize=8)
+    ax.set_title(title)
+    return save_png(fig, path)

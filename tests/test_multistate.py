@@ -207,3 +207,77 @@ def test_trained_diabatic_model_reproduces_the_surfaces_phase_free():
         test.energies[:, 1] - test.energies[:, 0])
     d = torch.linalg.vector_norm(states.couplings[:, 0, 1].reshape(len(r_test), -1), dim=1)
     assert float((d - d_ref).abs().sum() / d_ref.sum()) < 0.3
+
+
+def test_calculator_exposes_a_chosen_state_and_its_forces_are_the_energy_gradient():
+    from ase import Atoms
+
+    from atomistic.multistate import DiatomicCrossing, MultiStateCalculator
+
+    atoms = Atoms("LiF", positions=[[0.1, 0.2, -0.3], [0.4, 1.9, 1.2]])
+    for state in (0, 1):
+        atoms.calc = MultiStateCalculator(DiatomicCrossing(), state=state)
+        e = atoms.get_potential_energy()
+        f = atoms.get_forces()
+        assert e == pytest.approx(atoms.calc.results["adiabatic_energies"][state])
+        h = 1e-5
+        shifted = atoms.copy()
+        shifted.calc = MultiStateCalculator(DiatomicCrossing(), state=state)
+        shifted.positions[1, 1] += h
+        up = shifted.get_potential_energy()
+        shifted.positions[1, 1] -= 2 * h
+        down = shifted.get_potential_energy()
+        assert -(up - down) / (2 * h) == pytest.approx(f[1, 1], abs=1e-7)
+    with pytest.raises(ValueError, match="state must be in 0..1"):
+        MultiStateCalculator(DiatomicCrossing(), state=2)
+
+
+def test_fssh_run_records_populations_and_plots_them(tmp_path):
+    from atomistic.multistate import AU_MOMENTUM, TULLY_MASS_AMU, FSSHSettings, SurfaceHopping
+    from atomistic.plots import population_plot
+
+    pos = torch.zeros(50, 1, 3, dtype=torch.float64)
+    pos[:, 0, 0] = -5.0 * BOHR_A
+    mom = torch.zeros_like(pos)
+    mom[:, 0, 0] = 20.0 * AU_MOMENTUM
+    run = SurfaceHopping.start(TullySimple(), pos, mom, [TULLY_MASS_AMU], 0, FSSHSettings(timestep_fs=0.2))
+    history = run.run(200, record_every=20)
+    assert len(history["time_fs"]) == 11 and history["time_fs"][-1] == pytest.approx(40.0)
+    assert history["surface"][0] == [1.0, 0.0]
+    assert all(abs(sum(p) - 1) < 1e-12 for p in history["surface"] + history["electronic"])
+    assert sum(map(sum, history["hops"]["accepted"])) == int(run.hops.accepted.sum())
+    assert population_plot(tmp_path / "populations.png", history).stat().st_size > 1000
+
+
+def test_bound_model_all_pairs_table_equals_the_neighbour_list():
+    """Molecules use one all-pairs table per batch size; it must give the neighbour list's H,
+    and H must be invariant under rotation, translation and permutation of like atoms."""
+    from ase.build import molecule
+
+    from atomistic import DescriptorSettings, NetworkSettings
+    from atomistic.multistate import DiabaticPotential
+    from atomistic.neighbors import build_neighbors
+    from atomistic.structure import from_atoms
+
+    torch.manual_seed(1)
+    mol = molecule("CH3OH")
+    model = DiabaticPotential(["H", "C", "O"], 3, DescriptorSettings(cutoff=2.5, angular_cutoff=2.0, n_radial=6,
+                                                                     n_angular=3), NetworkSettings(hidden=(8,)))
+    rng = np.random.default_rng(0)
+    frames = [mol.positions + rng.normal(scale=0.1, size=mol.positions.shape) for _ in range(4)]
+    h = model.bind(mol).diabatic(torch.as_tensor(np.stack(frames)))
+    for k, p in enumerate(frames):
+        a = mol.copy()
+        a.positions = p
+        s = from_atoms(a, model.species)
+        ref = model.matrix(s, build_neighbors(s, model.cutoff, model.descriptor_settings.angular_cutoff))
+        assert torch.allclose(h[k], ref[0], atol=1e-12, rtol=1e-12)
+    assert torch.allclose(h, h.transpose(1, 2))
+    from atomistic.testing import random_rotation
+
+    q = random_rotation(rng)
+    moved = np.stack(frames) @ q.T + rng.normal(size=3)
+    perm = [0, 1, 2, 4, 3, 5]  # CH3OH: swap two methyl hydrogens (atoms 3 and 4 are H)
+    assert [mol.get_chemical_symbols()[i] for i in perm] == mol.get_chemical_symbols()
+    h2 = model.bind(mol).diabatic(torch.as_tensor(moved[:, perm]))
+    assert torch.allclose(h2, h, atol=1e-10, rtol=1e-10)

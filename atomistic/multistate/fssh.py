@@ -125,6 +125,29 @@ class SurfaceHopping:
         surface = torch.bincount(self.active, minlength=n).to(self.positions.dtype) / len(self.active)
         return surface, (self.amplitudes.abs() ** 2).mean(0).real
 
+    def run(self, steps: int, record_every: int = 10, until=None) -> dict:
+        """Advance ``steps`` steps (or until ``until(self)`` is True at a record), recording
+        every ``record_every`` steps: ``time_fs``, ``surface`` (fraction of trajectories on each
+        state) and ``electronic`` (mean |c_k|^2), as lists; ``hops``: accepted and frustrated
+        counts, ``[from][to]``."""
+        history = {"time_fs": [], "surface": [], "electronic": []}
+
+        def record():
+            surface, electronic = self.populations()
+            history["time_fs"].append(self.time_fs)
+            history["surface"].append(surface.tolist())
+            history["electronic"].append(electronic.tolist())
+
+        record()
+        for k in range(1, steps + 1):
+            self.step()
+            if k % record_every == 0 or k == steps:
+                record()
+                if until is not None and until(self):
+                    break
+        history["hops"] = {"accepted": self.hops.accepted.tolist(), "frustrated": self.hops.frustrated.tolist()}
+        return history
+
     # --- the step ------------------------------------------------------------------------------
     def _force(self, states: AdiabaticStates) -> torch.Tensor:
         t = torch.arange(len(self.active), device=self.active.device)

@@ -24,7 +24,7 @@ from torch import nn
 
 from ..descriptors import BehlerParrinello, DescriptorSettings
 from ..models import NetworkSettings, element_network, pair_vectors
-from ..neighbors import build_neighbors
+from ..neighbors import Neighbors, build_neighbors
 from ..structure import from_atoms
 from .adiabatic import adiabatic_states
 
@@ -94,21 +94,46 @@ class DiabaticPotential(nn.Module):
 
 class BoundDiabatic(nn.Module):
     """A :class:`DiabaticPotential` for one kind of structure (the atoms and cell of ``atoms``):
-    ``diabatic(positions (B, N, 3) Å) -> (B, n, n) eV``."""
+    ``diabatic(positions (B, N, 3) Å) -> (B, n, n) eV``.
+
+    A molecule (no periodic direction) uses a table of all pairs, built once per batch size:
+    pairs beyond the cutoffs weigh zero, so the energy is the same as with a neighbour list, and a
+    batch of thousands of geometries costs no Python work per geometry. Periodic structures get a
+    neighbour list for every call."""
 
     def __init__(self, model: DiabaticPotential, atoms: Atoms):
         super().__init__()
         self.model = model
         self.template = atoms.copy()
         self.n_states = model.n_states
+        self._cache: dict = {}
+
+    def _layout(self, b: int, device, dtype):
+        key = (b, device, dtype)
+        if key not in self._cache:
+            s = from_atoms(self.template, self.model.species, device=device, dtype=dtype)
+            n = len(self.template)
+            batch = torch.arange(b, device=device).repeat_interleave(n)
+            s = replace(s, species=s.species.repeat(b), batch=batch, n_atoms=(n,) * b,
+                        cell=s.cell.expand(b, 3, 3).contiguous(), pbc=s.pbc.expand(b, 3).contiguous(),
+                        body=None if s.body is None else s.body.repeat(b))
+            table = None
+            if not self.template.pbc.any():
+                other = torch.stack([torch.cat([torch.arange(i, device=device), torch.arange(i + 1, n, device=device)])
+                                     for i in range(n)]) if n > 1 else torch.zeros(1, 0, dtype=torch.long, device=device)
+                index = (other[None] + n * torch.arange(b, device=device)[:, None, None]).reshape(b * n, n - 1)
+                table = Neighbors(index, torch.zeros(*index.shape, 3, dtype=dtype, device=device),
+                                  torch.ones_like(index, dtype=torch.bool), n - 1, self.model.cutoff)
+            self._cache = {key: (s, table)}
+        return self._cache[key]
 
     def diabatic(self, positions: torch.Tensor) -> torch.Tensor:
-        b = len(positions)
-        s = from_atoms([self.template] * b, self.model.species, device=positions.device, dtype=positions.dtype)
+        s, table = self._layout(len(positions), positions.device, positions.dtype)
         s = replace(s, positions=positions.reshape(-1, 3))
-        nb = build_neighbors(replace(s, positions=s.positions.detach()), self.model.cutoff,
-                             self.model.descriptor_settings.angular_cutoff)
-        return self.model.matrix(s, nb)
+        if table is None:
+            table = build_neighbors(replace(s, positions=s.positions.detach()), self.model.cutoff,
+                                    self.model.descriptor_settings.angular_cutoff)
+        return self.model.matrix(s, table)
 
 
 @dataclass
