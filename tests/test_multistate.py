@@ -281,3 +281,24 @@ def test_bound_model_all_pairs_table_equals_the_neighbour_list():
     assert [mol.get_chemical_symbols()[i] for i in perm] == mol.get_chemical_symbols()
     h2 = model.bind(mol).diabatic(torch.as_tensor(moved[:, perm]))
     assert torch.allclose(h2, h, atol=1e-10, rtol=1e-10)
+
+
+# Exact quantum scattering for Tully's model 1 (J. Chem. Phys. 142, 084110 (2015), Appendix; data
+# file examples/tully_1_range/tully_1_range.dat of github.com/ouyangw/scattering at commit
+# 5f6eb53f, copied in docs/references/tully_models.md): k (a.u.) -> transmission on the upper state.
+TULLY1_EXACT_T_UPPER = {10: 0.1555, 16: 0.3590, 20: 0.4932, 26: 0.6448}
+
+
+@pytest.mark.parametrize("k", sorted(TULLY1_EXACT_T_UPPER))
+def test_fssh_tully1_transmission_tracks_exact_quantum_scattering(k):
+    """Above k = 10 a.u. FSSH follows the exact branching of Tully's model 1 (Tully 1990, Fig. 3);
+    here within 3 binomial standard errors plus 0.01."""
+    n = 1000
+    from atomistic.multistate import FSSHSettings
+
+    run, _, _ = tully_run(TullySimple(), float(k), n_traj=n, settings=FSSHSettings(timestep_fs=0.1, seed=k))
+    x = run.positions[:, 0, 0]
+    upper = float(((run.active == 1) & (x > 0)).double().mean())
+    assert float((x < 0).double().mean()) == 0.0  # no reflection at these momenta
+    p = TULLY1_EXACT_T_UPPER[k]
+    assert abs(upper - p) < 3 * (p * (1 - p) / n) ** 0.5 + 0.01, (k, upper, p)
