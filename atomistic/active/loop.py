@@ -355,7 +355,7 @@ class ActiveLearning:
                 s["below_target"] = s["below_target"] + n if below else 0
                 over = [b for b in range(len(d)) if d[b] > st.force_threshold_eV_A or (
                     st.energy_threshold_eV_per_atom is not None and spread[b] > st.energy_threshold_eV_per_atom)]
-                query = self._most_uncertain(over, d) if s["cooldown"] == 0 else []
+                query = self._most_uncertain(over, d) if over and s["cooldown"] == 0 else []
                 self._keep(md.to_atoms(state))
                 self._trace(stage, d, spread, query)
                 if query:
