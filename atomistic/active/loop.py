@@ -356,8 +356,9 @@ class ActiveLearning:
                 over = [b for b in range(len(d)) if d[b] > st.force_threshold_eV_A or (
                     st.energy_threshold_eV_per_atom is not None and spread[b] > st.energy_threshold_eV_per_atom)]
                 query = self._most_uncertain(over, d) if over and s["cooldown"] == 0 else []
-                self._keep(md.to_atoms(state))
-                self._trace(stage, d, spread, query)
+                frames = md.to_atoms(state)
+                self._keep(frames)
+                self._trace(stage, d, spread, query, frames)
                 if query:
                     self._queue(query, d, "d = " + ", ".join(f"{d[b]:.3f}" for b in query) + " eV/Å")
                     return
@@ -373,9 +374,9 @@ class ActiveLearning:
             s["stage_step"] += exc.step - done
             s["md_step"] += exc.step - done
             self._keep(exc.last_good)
-            d, spread = self._disagreement_of(self._atoms())
+            d, spread = self._disagreement_of(exc.last_good)
             worst = [int(np.argmax(d))]
-            self._trace(stage, d, spread, worst)
+            self._trace(stage, d, spread, worst, exc.last_good)
             self._queue(worst, d, f"MD blew up ({exc.diagnosis.split(';')[0]})")
             return
         finally:
@@ -398,29 +399,32 @@ class ActiveLearning:
                  self.settings.stages[s["stage"]].temperature_K, why)
 
     def _disagreement(self, md: MolecularDynamics, state) -> tuple[list[float], list[float]]:
-        """Per replica: d (eV/Å) and the members' energy spread per atom (eV/atom)."""
-        structures = replace(md.system.structures, positions=state.positions.detach(), cell=state.cell.detach())
-        return self._committee(md.model, structures)
+        """Per replica: d (eV/Å) and the members' energy spread per atom (eV/atom), with the
+        MD's own Verlet list (valid for this state when the driver yields it)."""
+        positions, cell = state.positions.detach(), state.cell.detach()
+        table, _ = md.forcefield.compact(positions, cell)
+        structures = replace(md.system.structures, positions=positions, cell=cell)
+        return self._committee(md.model, structures, table)
 
     def _disagreement_of(self, replicas: Sequence[Atoms]) -> tuple[list[float], list[float]]:
-        structures = from_atoms(list(replicas), self.ensemble.species, dtype=self.ensemble.dtype)
-        return self._committee(self.ensemble, structures)
+        model = self.ensemble
+        structures = from_atoms(list(replicas), model.species, dtype=model.dtype)
+        return self._committee(model, structures, build_neighbors(structures, model.cutoff, model.angular_cutoff))
 
     @staticmethod
-    def _committee(model: Ensemble, structures) -> tuple[list[float], list[float]]:
-        nb = build_neighbors(structures, model.cutoff, model.angular_cutoff)
-        p = predict_ensemble(model, structures, nb)
+    def _committee(model: Ensemble, structures, neighbors) -> tuple[list[float], list[float]]:
+        p = predict_ensemble(model, structures, neighbors)
         n = torch.as_tensor(structures.n_atoms, dtype=p.energy_spread.dtype, device=p.energy_spread.device)
         d, spread = torch.stack([p.force_disagreement, p.energy_spread / n]).detach().cpu().tolist()
         return d, spread
 
-    def _trace(self, stage: Stage, d: Sequence[float], spread: Sequence[float], query: Sequence[int]) -> None:
-        """One row per replica in ``disagreement.csv`` and its configuration (with the same
-        numbers in ``info``) in ``trajectory.extxyz``, at the recorded MD state."""
+    def _trace(self, stage: Stage, d: Sequence[float], spread: Sequence[float], query: Sequence[int],
+               frames: Sequence[Atoms]) -> None:
+        """One row per replica in ``disagreement.csv`` and its configuration ``frames`` (with the
+        same numbers in ``info``) in ``trajectory.extxyz``."""
         s = self.state
         buf = io.StringIO()
         w = csv.writer(buf)
-        frames = self._atoms()
         for b in range(len(d)):
             row = {"md_step": s["md_step"], "time_fs": s["md_step"] * self.settings.timestep_fs,
                    "temperature_K": stage.temperature_K, "replica": b, "d_eV_per_A": d[b],

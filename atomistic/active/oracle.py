@@ -25,7 +25,7 @@ import numpy as np
 from ase import Atoms
 from ase.calculators.calculator import CalculationFailed
 
-from ..data import label
+from ..data import label_with
 
 log = logging.getLogger(__name__)
 
@@ -93,15 +93,6 @@ def require_tblite() -> None:
             from None
 
 
-def _compute(calc, atoms: Atoms, stress: bool) -> tuple[float, np.ndarray, np.ndarray | None]:
-    a = atoms.copy()
-    a.calc = calc
-    energy = a.get_potential_energy()
-    forces = a.get_forces()
-    s = a.get_stress() if stress and a.pbc.all() else None
-    return float(energy), np.asarray(forces, dtype=float), None if s is None else np.asarray(s, dtype=float)
-
-
 def _classify(exc: BaseException) -> tuple[str, str]:
     kind = "calculation_failed" if isinstance(exc, CalculationFailed) else "exception"
     return kind, f"{type(exc).__name__}: {exc}"
@@ -125,7 +116,7 @@ def _serve(factory: Callable, conn) -> None:
             conn.send(("error", *error))
             continue
         try:
-            conn.send(("ok", _compute(calc, atoms, stress)))
+            conn.send(("ok", label_with(atoms, calc, stress)))
         except Exception as exc:  # any failure of the calculator is reported, never raised here
             conn.send(("error", *_classify(exc)))
 
@@ -160,7 +151,9 @@ class Oracle:
         self.calls += 1
         t0 = time.perf_counter()
         try:
-            energy, forces, stress = self._worker_call(atoms) if self.timeout_s else self._local_call(atoms)
+            labelled = self._worker_call(atoms) if self.timeout_s else self._local_call(atoms)
+            results = labelled.calc.results
+            energy, forces, stress = results["energy"], np.asarray(results["forces"]), results.get("stress")
             if not (np.isfinite(energy) and np.isfinite(forces).all()
                     and (stress is None or np.isfinite(stress).all())):
                 raise OracleFailure("non_finite", "the oracle returned NaN or inf")
@@ -171,13 +164,13 @@ class Oracle:
             raise
         finally:
             self.seconds += time.perf_counter() - t0
-        return label(atoms, energy, forces, stress)
+        return labelled
 
     def _local_call(self, atoms):
         if self._calc is None:
             self._calc = self.factory()
         try:
-            return _compute(self._calc, atoms, self.stress)
+            return label_with(atoms, self._calc, self.stress)
         except Exception as exc:
             raise OracleFailure(*_classify(exc)) from exc
 
