@@ -14,9 +14,13 @@ One step of length dt, for every trajectory at once:
    one uniform number per trajectory; a hop rescales the momentum along ``d_aj`` to conserve
    the total energy, and a hop without enough kinetic energy is frustrated (kept on a; with
    ``frustrated = "reverse"`` the momentum component along ``d_aj`` is reversed);
-5. optionally the energy-based decoherence correction of Granucci and Persico
-   (J. Chem. Phys. 126, 134114 (2007)): ``c_j *= exp(-dt / tau_j)`` for j != a,
-   ``tau_j = hbar / |E_j - E_a| (1 + C / E_kin)``, C = 0.1 hartree, then ``c_a`` renormalised.
+5. optionally a decoherence correction, after which ``c_a`` is renormalised:
+   ``"edc"``, the energy-based correction of Granucci and Persico (J. Chem. Phys. 126, 134114
+   (2007)): ``c_j *= exp(-dt / tau_j)`` for j != a, ``tau_j = hbar / |E_j - E_a| (1 + C / E_kin)``,
+   C = 0.1 hartree; or ``"instantaneous"``: ``c_j = 0`` wherever state j is uncoupled from the
+   active state, ``hbar |d_aj . v| / |E_j - E_a| <= coupling_ratio`` (the wave packets have parted
+   once the coupling region is left; the scheme of the model-3 reference in
+   docs/references/tully_models.md).
 """
 
 from __future__ import annotations
@@ -37,22 +41,30 @@ HBAR = units._hbar * units.J * units.s
 EDC_C = 0.1 * units.Hartree
 
 
+DECOHERENCE = ("none", "edc", "instantaneous")
+
+
 @dataclass(frozen=True)
 class FSSHSettings:
-    """``timestep_fs``; ``decoherence``: "none" or "edc"; ``frustrated``: "keep" or "reverse";
-    ``degeneracy_eV``: where couplings are regularised (:func:`adiabatic_states`)."""
+    """``timestep_fs``; ``decoherence``: "none", "edc" or "instantaneous" (with
+    ``coupling_ratio``, dimensionless); ``frustrated``: "keep" or "reverse"; ``degeneracy_eV``:
+    where couplings are regularised (:func:`adiabatic_states`); ``seed`` of the hops' random
+    numbers."""
 
     timestep_fs: float = 0.05
     decoherence: str = "none"
     frustrated: str = "keep"
     degeneracy_eV: float = 1e-6
     seed: int = 0
+    coupling_ratio: float = 0.01
 
     def __post_init__(self):
         if not self.timestep_fs > 0:
             raise ValueError(f"timestep_fs must be positive, got {self.timestep_fs}")
-        if self.decoherence not in ("none", "edc"):
-            raise ValueError(f"decoherence must be 'none' or 'edc', got {self.decoherence!r}")
+        if self.decoherence not in DECOHERENCE:
+            raise ValueError(f"decoherence must be one of {DECOHERENCE}, got {self.decoherence!r}")
+        if not self.coupling_ratio >= 0:
+            raise ValueError(f"coupling_ratio must be >= 0, got {self.coupling_ratio}")
         if self.frustrated not in ("keep", "reverse"):
             raise ValueError(f"frustrated must be 'keep' or 'reverse', got {self.frustrated!r}")
 
@@ -168,8 +180,8 @@ class SurfaceHopping:
         self._propagate(old, new, v_old, v_new, dt)
         self.states = new
         self._hop(new, v_new, dt)
-        if s.decoherence == "edc":
-            self._decohere(dt)
+        if s.decoherence != "none":
+            self._decohere(dt, v_new)
         self.time_fs += s.timestep_fs
 
     def _propagate(self, old: AdiabaticStates, new: AdiabaticStates, v_old, v_new, dt) -> None:
@@ -216,14 +228,16 @@ class SurfaceHopping:
                                         accumulate=True)
         self.active = torch.where(ok, j, a)
 
-    def _decohere(self, dt) -> None:
+    def _decohere(self, dt, velocity) -> None:
         t = torch.arange(len(self.active), device=self.active.device)
         e = self.states.energies
-        ea = e[t, self.active]
-        ke = self.kinetic_energy().clamp_min(1e-12)
-        gap = (e - ea[:, None]).abs().clamp_min(1e-300)
-        tau = HBAR / gap * (1.0 + EDC_C / ke[:, None])
-        damp = torch.exp(-dt / tau)
+        gap = (e - e[t, self.active][:, None]).abs().clamp_min(1e-300)
+        if self.settings.decoherence == "edc":
+            ke = self.kinetic_energy().clamp_min(1e-12)
+            damp = torch.exp(-dt * gap / HBAR / (1.0 + EDC_C / ke[:, None]))
+        else:  # instantaneous, where the active state is uncoupled from j
+            d_aj = torch.einsum("bjac,bac->bj", self.states.couplings[t, self.active], velocity).abs()
+            damp = (HBAR * d_aj / gap > self.settings.coupling_ratio).to(e.dtype)
         damp[t, self.active] = 1.0
         c = self.amplitudes * damp
         others = (c.abs() ** 2).sum(1) - c[t, self.active].abs() ** 2
