@@ -55,7 +55,8 @@ class TullySimple(_OneDimensional):
     A, B, C, D = 0.01, 1.6, 0.005, 1.0
 
     def _h(self, x):
-        v11 = torch.sign(x) * self.A * (1 - torch.exp(-self.B * x.abs()))
+        # sign(x) (1 - exp(-B|x|)) written so that autograd gives the slope A B at x = 0 too
+        v11 = self.A * torch.where(x >= 0, -torch.expm1(-self.B * x.clamp_min(0)), torch.expm1(self.B * x.clamp_max(0)))
         return self._matrix(v11, -v11, self.C * torch.exp(-self.D * x**2))
 
     def _dh(self, x):
@@ -83,11 +84,12 @@ class TullyExtended(_OneDimensional):
     A, B, C = 6e-4, 0.10, 0.90
 
     def _h(self, x):
-        v12 = torch.where(x < 0, self.B * torch.exp(self.C * x), self.B * (2 - torch.exp(-self.C * x)))
+        v12 = torch.where(x < 0, self.B * torch.exp(self.C * x.clamp_max(0)),
+                          self.B * (2 - torch.exp(-self.C * x.clamp_min(0))))
         return self._matrix(torch.full_like(x, self.A), torch.full_like(x, -self.A), v12)
 
     def _dh(self, x):
-        d12 = torch.where(x < 0, self.B * self.C * torch.exp(self.C * x), self.B * self.C * torch.exp(-self.C * x))
+        d12 = self.B * self.C * torch.exp(-self.C * x.abs())
         return self._matrix(torch.zeros_like(x), torch.zeros_like(x), d12)
 
 

@@ -86,6 +86,12 @@ class DiabaticPotential(nn.Module):
         h = per.new_zeros(structures.n_structures, n * n).index_copy(1, flat[1], per).index_copy(1, flat[0], per)
         return h.reshape(-1, n, n)
 
+    def prepare(self, atoms: Atoms, data: "MultiStateData") -> "BoundDiabatic":
+        """Set the feature standardisation and energy offsets from ``data`` (:func:`initialise`)
+        and bind to ``atoms``: the model as training uses it."""
+        initialise(self, atoms, data)
+        return self.bind(atoms)
+
     def bind(self, atoms: Atoms) -> "BoundDiabatic":
         """This model for geometries of ``atoms`` (same atoms, any positions): the
         ``diabatic(positions)`` interface of the multi-state tools."""
@@ -184,12 +190,14 @@ def multistate_loss(model: BoundDiabatic, positions, energies, forces, couplings
     return total
 
 
-def fit_multistate(model: DiabaticPotential, atoms: Atoms, data: MultiStateData, *, epochs: int = 300,
+def fit_multistate(model, atoms: Atoms | None, data: MultiStateData, *, epochs: int = 300,
                    batch_size: int = 32, lr: float = 3e-3, weights=(1.0, 1.0, 1.0), seed: int = 0) -> list[float]:
-    """Train ``model`` on ``data`` (Adam, cosine-decayed learning rate); returns the loss per epoch."""
+    """Train ``model`` (a :class:`DiabaticPotential` for structures like ``atoms``, or a
+    :class:`~atomistic.multistate.coordinate_model.CoordinateDiabatic`, which needs no atoms) on
+    ``data`` with the phase-free :func:`multistate_loss` (Adam, cosine-decayed learning rate);
+    returns the loss per epoch."""
     torch.manual_seed(seed)
-    initialise(model, atoms, data)
-    bound = model.bind(atoms)
+    bound = model.prepare(atoms, data)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs, eta_min=lr * 0.01)
     rng = np.random.default_rng(seed)
