@@ -68,8 +68,9 @@ def save_potential(model: BPPotential | Ensemble, path: str | os.PathLike, *, da
     return path
 
 
-def read_header(path: str | os.PathLike) -> dict:
-    """The JSON header of a model file (validated), without loading weights."""
+def read_header(path: str | os.PathLike, kinds: tuple[str, ...] = ("behler_parrinello",)) -> dict:
+    """The JSON header of a model file (validated, its ``kind`` one of ``kinds``), without
+    loading weights."""
     path = Path(path)
     if not path.is_file():
         raise ModelFileError(f"{path}: no such model file")
@@ -102,8 +103,8 @@ def read_header(path: str | os.PathLike) -> dict:
             f"{path}: format_version {header.get('format_version')!r} is not supported "
             f"(this code reads version {FORMAT_VERSION})"
         )
-    if header.get("kind") != "behler_parrinello":
-        raise ModelFileError(f"{path}: model kind {header.get('kind')!r} is not known")
+    if header.get("kind") not in kinds:
+        raise ModelFileError(f"{path}: model kind {header.get('kind')!r}, expected one of {list(kinds)}")
     species = header.get("species")
     if not isinstance(species, list) or not species or not all(_is_element(s) for s in species):
         raise ModelFileError(f"{path}: species {species!r} is not a list of chemical elements")
@@ -116,19 +117,26 @@ def _is_element(symbol) -> bool:
     return isinstance(symbol, str) and symbol in atomic_numbers and symbol != "X"
 
 
+def header_settings(header: dict, path) -> tuple[DescriptorSettings, NetworkSettings]:
+    """The descriptor and network settings a model file's header names."""
+    try:
+        d = dict(header["descriptor"])
+        d["angular_terms"] = tuple(tuple(t) for t in d["angular_terms"])
+        n = dict(header["network"])
+        return DescriptorSettings(**d), NetworkSettings(hidden=tuple(n["hidden"]), activation=n["activation"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelFileError(f"{path}: bad descriptor/network settings in header ({exc!r})") from None
+
+
 def load_potential(path: str | os.PathLike, *, device: str | torch.device = "cpu",
                    dtype: torch.dtype = torch.float64) -> BPPotential | Ensemble:
     """Load a model file; returns a :class:`BPPotential` or, for several members, an :class:`Ensemble`."""
     header = read_header(path)
+    descriptor, network = header_settings(header, path)
     try:
-        d = dict(header["descriptor"])
-        d["angular_terms"] = tuple(tuple(t) for t in d["angular_terms"])
-        descriptor = DescriptorSettings(**d)
-        n = dict(header["network"])
-        network = NetworkSettings(hidden=tuple(n["hidden"]), activation=n["activation"])
         n_members = int(header["n_members"])
     except (KeyError, TypeError, ValueError) as exc:
-        raise ModelFileError(f"{path}: bad descriptor/network settings in header ({exc!r})") from None
+        raise ModelFileError(f"{path}: bad n_members in header ({exc!r})") from None
     if n_members < 1:
         raise ModelFileError(f"{path}: n_members must be >= 1, got {n_members}")
     members = []

@@ -9,6 +9,7 @@ from .active_config import ActiveCase
 from .config import MDCase, ReactionCase, TrainCase, VibrationsCase
 from .continuum_config import ContinuumCase
 from .coupled_config import CoupledCase
+from .hopping_config import SurfaceHoppingCase
 
 __all__ = ["load_case", "run_case"]
 
@@ -47,4 +48,8 @@ def run_case(path: str | Path, *, resume: bool = False, output: str | Path | Non
         from .active_job import run_active
 
         return run_active(case, path.parent, out, resume=resume, progress=progress)
+    if isinstance(case, SurfaceHoppingCase):
+        from .hopping_job import run_hopping
+
+        return run_hopping(case, path.parent, out, progress=progress)
     raise NotImplementedError(type(case).__name__)  # unreachable: load_case knows every kind

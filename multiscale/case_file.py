@@ -9,11 +9,13 @@ from .active_config import ActiveCase
 from .config import MDCase, ReactionCase, TrainCase, VibrationsCase
 from .continuum_config import ContinuumCase
 from .coupled_config import CoupledCase
+from .hopping_config import SurfaceHoppingCase
 from .schema import CaseError, build
 
 #: every case kind, by the ``kind`` a case file names
 CASE_KINDS = {"train": TrainCase, "md": MDCase, "vibrations": VibrationsCase, "reaction": ReactionCase,
-              "continuum": ContinuumCase, "coupled": CoupledCase, "active_learning": ActiveCase}
+              "continuum": ContinuumCase, "coupled": CoupledCase, "active_learning": ActiveCase,
+              "surface_hopping": SurfaceHoppingCase}
 
 
 def load_case(path: str | Path):

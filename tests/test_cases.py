@@ -38,14 +38,21 @@ def tiny(case):
                        initial=replace(case.initial, n_frames=3), training=replace(case.training, max_epochs=10),
                        reference=replace(case.reference, frames_per_temperature=3, interval_steps=5,
                                          equilibration_steps=5))
+    if case.kind == "surface_hopping":
+        model = case.model
+        if model.train is not None:
+            model = replace(model, train=replace(model.train, epochs=20))
+        return replace(case, model=model, initial=replace(case.initial, trajectories=40),
+                       run=replace(case.run, steps=min(case.run.steps, 100)))
     return case
 
 
 @pytest.mark.parametrize("path", sorted(p.relative_to(CASES) for p in [*CASES.glob("cu_*/*.toml"),
-                                                                         *CASES.glob("active_learning/*.toml")]
+                                                                         *CASES.glob("active_learning/*.toml"),
+                                                                         *CASES.glob("multistate/*.toml")]
                                         if "cu_emt" not in str(p)), ids=str)
 def test_case_runs(path, tmp_path):
-    from multiscale import active_job, analysis_jobs, md_job
+    from multiscale import active_job, analysis_jobs, hopping_job, md_job
 
     raw = (CASES / path).read_text()
     if 'name = "gfn' in raw:
@@ -58,7 +65,7 @@ def test_case_runs(path, tmp_path):
         from multiscale.coupled_job import run_coupled
     run = {"md": md_job.run_md, "vibrations": analysis_jobs.run_vibrations,
            "reaction": analysis_jobs.run_reaction, "continuum": run_continuum, "coupled": run_coupled,
-           "active_learning": active_job.run_active}[case.kind]
+           "active_learning": active_job.run_active, "surface_hopping": hopping_job.run_hopping}[case.kind]
     report = run(case, (CASES / path).parent, tmp_path, progress=False)
     assert (tmp_path / "report.json").exists()
     assert json.loads((tmp_path / "report.json").read_text())["name"] == case.name
@@ -94,6 +101,15 @@ def test_case_runs(path, tmp_path):
         for name in ("dataset.extxyz", "disagreement.png", "learning.png", "calibration.png", "learning.csv",
                      "reference.extxyz"):
             assert (tmp_path / name).exists(), name
+    if case.kind == "surface_hopping":
+        for name in ("populations.csv", "populations.png", "hops.csv", "final.extxyz"):
+            assert (tmp_path / name).exists(), name
+        assert sum(report["final_surface_populations"]) == pytest.approx(1.0)
+        assert report["max_energy_change_eV"] < 0.01
+        if case.model.train is not None:
+            from atomistic.multistate.files import load_diabatic
+
+            assert load_diabatic(tmp_path / "model.safetensors").n_states == report["n_states"]
     if case.kind == "reaction":
         assert report["saddle"]["barrier_eV"] > 0.1 and (tmp_path / "arrhenius.png").exists()
         assert (tmp_path / "irc.png").exists() and (tmp_path / "rates.csv").exists()

@@ -98,7 +98,7 @@ def _classify(exc: BaseException) -> tuple[str, str]:
     return kind, f"{type(exc).__name__}: {exc}"
 
 
-def _serve(factory: Callable, conn) -> None:
+def _serve(factory: Callable, labeller: Callable, conn) -> None:
     """Worker process: build the calculator once, then label what arrives until told to stop."""
     try:
         calc = factory()
@@ -116,7 +116,7 @@ def _serve(factory: Callable, conn) -> None:
             conn.send(("error", *error))
             continue
         try:
-            conn.send(("ok", label_with(atoms, calc, stress)))
+            conn.send(("ok", labeller(atoms, calc, stress)))
         except Exception as exc:  # any failure of the calculator is reported, never raised here
             conn.send(("error", *_classify(exc)))
 
@@ -127,18 +127,21 @@ class Oracle:
     Give ``calculator`` (an ASE calculator, used in this process) or ``factory`` (a picklable
     callable returning one, e.g. an :class:`OracleSpec`). ``timeout_s`` needs a factory: labels
     then run in a worker process that is killed after that many seconds. ``stress``: also label
-    the stress of 3-D periodic cells. ``calls``, ``failures`` and ``seconds`` count the work done.
+    the stress of 3-D periodic cells. ``labeller(atoms, calculator, stress) -> Atoms`` attaches
+    the results (default: energy, forces, stress; a multi-state oracle uses
+    :func:`atomistic.multistate.casscf.label_states`). ``calls``, ``failures`` and ``seconds``
+    count the work done.
     """
 
     def __init__(self, calculator=None, *, factory: Callable | None = None, timeout_s: float | None = None,
-                 stress: bool = False, name: str | None = None):
+                 stress: bool = False, name: str | None = None, labeller: Callable = label_with):
         if (calculator is None) == (factory is None):
             raise ValueError("give exactly one of calculator or factory")
         if timeout_s is not None and factory is None:
             raise ValueError("timeout_s needs a factory (the calculator runs in a worker process that can be killed)")
         if timeout_s is not None and not timeout_s > 0:
             raise ValueError(f"timeout_s must be positive, got {timeout_s}")
-        self.factory, self.timeout_s, self.stress = factory, timeout_s, stress
+        self.factory, self.timeout_s, self.stress, self.labeller = factory, timeout_s, stress, labeller
         self.name = name or getattr(factory, "name", None) or type(calculator or factory).__name__
         self._calc = calculator
         self._worker = self._conn = None
@@ -170,7 +173,7 @@ class Oracle:
         if self._calc is None:
             self._calc = self.factory()
         try:
-            return label_with(atoms, self._calc, self.stress)
+            return self.labeller(atoms, self._calc, self.stress)
         except Exception as exc:
             raise OracleFailure(*_classify(exc)) from exc
 
@@ -178,7 +181,7 @@ class Oracle:
         if self._worker is None or not self._worker.is_alive():
             ctx = multiprocessing.get_context("spawn")  # no fork of a process with torch threads
             self._conn, child = ctx.Pipe()
-            self._worker = ctx.Process(target=_serve, args=(self.factory, child), daemon=True,
+            self._worker = ctx.Process(target=_serve, args=(self.factory, self.labeller, child), daemon=True,
                                        name=f"oracle-{self.name}")
             self._worker.start()
             child.close()

@@ -137,11 +137,13 @@ class SurfaceHopping:
         surface = torch.bincount(self.active, minlength=n).to(self.positions.dtype) / len(self.active)
         return surface, (self.amplitudes.abs() ** 2).mean(0).real
 
-    def run(self, steps: int, record_every: int = 10, until=None) -> dict:
+    def run(self, steps: int, record_every: int = 10, until=None, progress: bool = False) -> dict:
         """Advance ``steps`` steps (or until ``until(self)`` is True at a record), recording
         every ``record_every`` steps: ``time_fs``, ``surface`` (fraction of trajectories on each
         state) and ``electronic`` (mean |c_k|^2), as lists; ``hops``: accepted and frustrated
-        counts, ``[from][to]``."""
+        counts, ``[from][to]``. ``progress``: a tqdm bar."""
+        from tqdm.auto import tqdm
+
         history = {"time_fs": [], "surface": [], "electronic": []}
 
         def record():
@@ -151,12 +153,14 @@ class SurfaceHopping:
             history["electronic"].append(electronic.tolist())
 
         record()
-        for k in range(1, steps + 1):
-            self.step()
-            if k % record_every == 0 or k == steps:
-                record()
-                if until is not None and until(self):
-                    break
+        with tqdm(total=steps, desc="FSSH", unit="step", disable=not progress, leave=False) as bar:
+            for k in range(1, steps + 1):
+                self.step()
+                if k % record_every == 0 or k == steps:
+                    record()
+                    bar.update(record_every if k % record_every == 0 else k % record_every)
+                    if until is not None and until(self):
+                        break
         history["hops"] = {"accepted": self.hops.accepted.tolist(), "frustrated": self.hops.frustrated.tolist()}
         return history
 

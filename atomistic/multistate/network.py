@@ -153,6 +153,29 @@ class MultiStateData:
     forces: torch.Tensor
     couplings: torch.Tensor | None = None
 
+    @classmethod
+    def from_frames(cls, frames: Sequence[Atoms]) -> "MultiStateData":
+        """From frames labelled by :func:`~atomistic.multistate.casscf.label_states` (same atoms
+        in every frame); couplings where every frame has them."""
+        if not frames or any("state_energies" not in f.info or "state_forces" not in f.arrays for f in frames):
+            raise ValueError("every frame needs info['state_energies'] and arrays['state_forces'] (label_states)")
+        n, count = len(frames[0].info["state_energies"]), len(frames[0])
+        if any(len(f) != count or len(f.info["state_energies"]) != n for f in frames):
+            raise ValueError("all frames must have the same atoms and number of states")
+        pos = torch.as_tensor(np.stack([f.positions for f in frames]), dtype=torch.float64)
+        energies = torch.as_tensor(np.stack([f.info["state_energies"] for f in frames]), dtype=torch.float64)
+        forces = torch.as_tensor(np.stack([f.arrays["state_forces"].reshape(count, n, 3).transpose(1, 0, 2)
+                                           for f in frames]), dtype=torch.float64)
+        couplings = None
+        if all("coupling_numerators" in f.arrays for f in frames):
+            rows, cols = np.triu_indices(n, 1)
+            g = np.zeros((len(frames), n, n, count, 3))
+            for i, f in enumerate(frames):
+                pairs = f.arrays["coupling_numerators"].reshape(count, len(rows), 3).transpose(1, 0, 2)
+                g[i, rows, cols], g[i, cols, rows] = pairs, -pairs
+            couplings = torch.as_tensor(g, dtype=torch.float64)
+        return cls(pos, energies, forces, couplings)
+
 
 def initialise(model: DiabaticPotential, atoms: Atoms, data: MultiStateData) -> None:
     """Standardise the features on the data, set ``e0`` so that each state's mean energy is met,
