@@ -142,6 +142,31 @@ def calibration_plot(path: Path, sets: dict, pooled: float | None = None, title:
     return save_png(fig, path)
 
 
+def hops_plot(path: Path, history: dict, title: str = "") -> Path:
+    """Cumulative surface hops vs time (fs) from the records of :meth:`SurfaceHopping.run`:
+    accepted (solid) and frustrated (dashed), one colour per from -> to pair that occurred."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    t = np.asarray(history["time_fs"])
+    accepted, frustrated = np.asarray(history["accepted"]), np.asarray(history["frustrated"])
+    n = accepted.shape[1]
+    colour = 0
+    for a in range(n):
+        for b in range(n):
+            if a == b or (accepted[-1, a, b] == 0 and frustrated[-1, a, b] == 0):
+                continue
+            ax.plot(t, accepted[:, a, b], color=f"C{colour}", label=f"{a} -> {b}: accepted")
+            ax.plot(t, frustrated[:, a, b], color=f"C{colour}", ls="--", lw=0.8, label=f"{a} -> {b}: frustrated")
+            colour += 1
+    if colour == 0:
+        ax.text(0.5, 0.5, "no hops", transform=ax.transAxes, ha="center")
+    else:
+        ax.legend(fontsize=8)
+    ax.set_xlabel("time (fs)")
+    ax.set_ylabel("cumulative hops")
+    ax.set_title(title)
+    return save_png(fig, path)
+
+
 def population_plot(path: Path, history: dict, title: str = "") -> Path:
     """Surface-hopping populations vs time (fs): the fraction of trajectories on each state
     (solid) and the mean electronic populations |c_k|^2 (dashed)."""

@@ -1,7 +1,8 @@
 """The ``surface_hopping`` case: build (or train) the multi-state model, run batched FSSH, write
 
     populations.csv / .png   fraction of trajectories on each state and mean |c_k|^2 vs time (fs)
-    hops.csv                 accepted and frustrated hops, from -> to
+    hops.csv                 accepted and frustrated hops, from -> to, in total
+    hops_vs_time.csv / .png  the same, cumulative, at every record
     final.extxyz             every trajectory's last geometry, its active state in info["state"]
     model.safetensors        the trained diabatic model ([model.train] only)
     report.json              final populations, hops, energy conservation, scattering branching
@@ -30,7 +31,7 @@ from atomistic.multistate import (AU_MOMENTUM, TULLY_MASS_AMU, ConicalIntersecti
                                   DiatomicCrossing, MultiStateData, SurfaceHopping, ThreeState, TullyDual,
                                   TullyExtended, TullySimple, adiabatic_states, fit_multistate)
 from atomistic.multistate.files import load_diabatic, save_diabatic
-from atomistic.plots import population_plot
+from atomistic.plots import hops_plot, population_plot
 
 from .hopping_config import SurfaceHoppingCase
 from .schema import CaseError
@@ -166,6 +167,12 @@ def run_hopping(case: SurfaceHoppingCase, case_dir: Path, out: Path, *, progress
     _csv(out / "hops.csv", ["from", "to", "accepted", "frustrated"],
          ([a, b, hops["accepted"][a][b], hops["frustrated"][a][b]] for a in range(n_states) for b in range(n_states)
           if a != b))
+    pairs = [(a, b) for a in range(n_states) for b in range(n_states) if a != b]
+    _csv(out / "hops_vs_time.csv", ["time_fs"] + [f"accepted_{a}_{b}" for a, b in pairs]
+         + [f"frustrated_{a}_{b}" for a, b in pairs],
+         ([t] + [acc[a][b] for a, b in pairs] + [fr[a][b] for a, b in pairs]
+          for t, acc, fr in zip(history["time_fs"], history["accepted"], history["frustrated"])))
+    hops_plot(out / "hops.png", history, title=f"{case.name}: surface hops")
     final = []
     symbols = atoms.get_chemical_symbols() if atoms is not None else ["X"]
     for k in range(len(sim.active)):

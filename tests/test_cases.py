@@ -102,7 +102,8 @@ def test_case_runs(path, tmp_path):
                      "reference.extxyz"):
             assert (tmp_path / name).exists(), name
     if case.kind == "surface_hopping":
-        for name in ("populations.csv", "populations.png", "hops.csv", "final.extxyz"):
+        for name in ("populations.csv", "populations.png", "hops.csv", "hops_vs_time.csv", "hops.png",
+                     "final.extxyz"):
             assert (tmp_path / name).exists(), name
         assert sum(report["final_surface_populations"]) == pytest.approx(1.0)
         assert report["max_energy_change_eV"] < 0.01

@@ -57,9 +57,11 @@ def diabatic_gradient(h: torch.Tensor, positions: torch.Tensor, create_graph: bo
 
 
 def adiabatic_states(model, positions: torch.Tensor, *, degeneracy_eV: float = 1e-6,
-                     create_graph: bool = False) -> AdiabaticStates:
+                     create_graph: bool = False, warn: bool = True) -> AdiabaticStates:
     """Adiabatic energies, forces and couplings of ``model`` (anything with
-    ``diabatic(positions) -> (B, n, n)``) at ``positions`` (B, N, 3) Å."""
+    ``diabatic(positions) -> (B, n, n)``) at ``positions`` (B, N, 3) Å. ``warn``: log a warning
+    when geometries are near a degeneracy (a host synchronisation; hot loops pass False and
+    check ``min_gap`` themselves)."""
     pos = positions.detach().requires_grad_(True)
     h = model.diabatic(pos)
     h = 0.5 * (h + h.transpose(1, 2))
@@ -73,7 +75,7 @@ def adiabatic_states(model, positions: torch.Tensor, *, degeneracy_eV: float = 1
     forces = -g[:, k, k]
     gap = energies[:, None, :] - energies[:, :, None]  # (B, n, n): E_l - E_k
     near = (gap.abs() < degeneracy_eV) & ~torch.eye(n, dtype=torch.bool, device=h.device)
-    if bool(near.any()):
+    if warn and bool(near.any()):
         log.warning("%d geometries are within %.1e eV of a degeneracy (smallest gap %.3e eV): their "
                     "non-adiabatic couplings are regularised", int(near.any(-1).any(-1).sum()), degeneracy_eV,
                     float(gap.abs()[near].min()))

@@ -96,6 +96,8 @@ class SurfaceHopping:
     time_fs: float = 0.0
     hops: HopCounts | None = None
     generator: torch.Generator | None = field(default=None, repr=False)
+    #: trajectory-steps spent within ``degeneracy_eV`` of a degeneracy (a device counter)
+    near_degenerate: torch.Tensor | None = None
 
     @classmethod
     def start(cls, model, positions: torch.Tensor, momenta_amu_A_fs: torch.Tensor, masses_amu, state: int | torch.Tensor,
@@ -105,6 +107,7 @@ class SurfaceHopping:
         masses = torch.as_tensor(masses_amu, dtype=pos.dtype, device=pos.device)
         states = adiabatic_states(model, pos, degeneracy_eV=settings.degeneracy_eV)
         t, n = len(pos), states.energies.shape[1]
+        near = torch.zeros((), dtype=torch.long, device=pos.device)
         active = torch.as_tensor(state, device=pos.device).expand(t).clone().long()
         amplitudes = torch.zeros(t, n, dtype=torch.complex128 if pos.dtype == torch.float64 else torch.complex64,
                                  device=pos.device)
@@ -114,7 +117,7 @@ class SurfaceHopping:
         zeros = torch.zeros(n, n, dtype=torch.long, device=pos.device)
         return cls(model=model, settings=settings, positions=pos, momenta=momenta_amu_A_fs.detach().clone() / units.fs,
                    masses=masses, active=active, amplitudes=amplitudes, states=states,
-                   hops=HopCounts(zeros.clone(), zeros.clone()), generator=generator)
+                   hops=HopCounts(zeros.clone(), zeros.clone()), generator=generator, near_degenerate=near)
 
     # --- observables ---------------------------------------------------------------------------
     def kinetic_energy(self) -> torch.Tensor:
@@ -140,17 +143,30 @@ class SurfaceHopping:
     def run(self, steps: int, record_every: int = 10, until=None, progress: bool = False) -> dict:
         """Advance ``steps`` steps (or until ``until(self)`` is True at a record), recording
         every ``record_every`` steps: ``time_fs``, ``surface`` (fraction of trajectories on each
-        state) and ``electronic`` (mean |c_k|^2), as lists; ``hops``: accepted and frustrated
-        counts, ``[from][to]``. ``progress``: a tqdm bar."""
+        state), ``electronic`` (mean |c_k|^2), ``accepted`` and ``frustrated`` (cumulative hop
+        counts ``[from][to]``), as lists; ``hops``: the final accepted and frustrated counts.
+        Steps run on the device without synchronising; near-degeneracies are reported (a warning)
+        at the records. ``progress``: a tqdm bar."""
         from tqdm.auto import tqdm
 
         history = {"time_fs": [], "surface": [], "electronic": []}
 
+        history["accepted"], history["frustrated"] = [], []
+        warned = int(self.near_degenerate)
+
         def record():
+            nonlocal warned
             surface, electronic = self.populations()
             history["time_fs"].append(self.time_fs)
             history["surface"].append(surface.tolist())
             history["electronic"].append(electronic.tolist())
+            history["accepted"].append(self.hops.accepted.tolist())
+            history["frustrated"].append(self.hops.frustrated.tolist())
+            near = int(self.near_degenerate)
+            if near > warned:
+                log.warning("%d trajectory-steps came within %.1e eV of a degeneracy by t = %.1f fs: their "
+                            "couplings were regularised", near - warned, self.settings.degeneracy_eV, self.time_fs)
+                warned = near
 
         record()
         with tqdm(total=steps, desc="FSSH", unit="step", disable=not progress, leave=False) as bar:
@@ -177,7 +193,8 @@ class SurfaceHopping:
         v_old = self.momenta / m
         self.momenta = self.momenta + 0.5 * dt * self._force(old)
         self.positions = self.positions + dt * self.momenta / m
-        new = adiabatic_states(self.model, self.positions, degeneracy_eV=s.degeneracy_eV)
+        new = adiabatic_states(self.model, self.positions, degeneracy_eV=s.degeneracy_eV, warn=False)
+        self.near_degenerate = self.near_degenerate + (new.min_gap < s.degeneracy_eV).sum()
         _align(new, old)
         self.momenta = self.momenta + 0.5 * dt * self._force(new)
         v_new = self.momenta / m
@@ -209,8 +226,6 @@ class SurfaceHopping:
         cumulative = torch.cumsum(g, dim=1)
         chosen = (cumulative > xi[:, None]).to(torch.int8).argmax(1)
         attempt = cumulative[:, -1] > xi
-        if not bool(attempt.any()):
-            return
         a, j = self.active, chosen
         direction = states.couplings[t, a, j]  # (T, N, 3), the hop's momentum direction
         m = self.masses[None, :, None]
@@ -227,9 +242,9 @@ class SurfaceHopping:
             along = (self.momenta * direction / m).sum((1, 2)) / (2 * qa.clamp_min(1e-300))
             self.momenta = torch.where(frustrated[:, None, None],
                                        self.momenta - 2 * along[:, None, None] * direction, self.momenta)
-        self.hops.accepted.index_put_((a[ok], j[ok]), torch.ones_like(a[ok]), accumulate=True)
-        self.hops.frustrated.index_put_((a[frustrated], j[frustrated]), torch.ones_like(a[frustrated]),
-                                        accumulate=True)
+        pair = a * n + j  # counted with scatter_add: no boolean indexing, no host synchronisation
+        self.hops.accepted.view(-1).scatter_add_(0, pair, ok.long())
+        self.hops.frustrated.view(-1).scatter_add_(0, pair, frustrated.long())
         self.active = torch.where(ok, j, a)
 
     def _decohere(self, dt, velocity) -> None:
