@@ -149,9 +149,7 @@ class SurfaceHopping:
         at the records. ``progress``: a tqdm bar."""
         from tqdm.auto import tqdm
 
-        history = {"time_fs": [], "surface": [], "electronic": []}
-
-        history["accepted"], history["frustrated"] = [], []
+        history = {"time_fs": [], "surface": [], "electronic": [], "accepted": [], "frustrated": []}
         warned = int(self.near_degenerate)
 
         def record():
