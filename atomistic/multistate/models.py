@@ -31,6 +31,12 @@ from torch import nn
 TULLY_MASS_AMU = 2000.0 / 1822.888486
 
 
+def _parts(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(max(x, 0), min(x, 0)) as (x +- |x|) / 2: at x = 0 each has slope 1/2, so a function
+    written f(x+) + g(x-) gets the slope (f'(0) + g'(0)) / 2, the right one where f' = g'."""
+    return 0.5 * (x + x.abs()), 0.5 * (x - x.abs())
+
+
 class _OneDimensional(nn.Module):
     """Models of the first particle's x (Å); internally in bohr and hartree."""
 
@@ -55,8 +61,10 @@ class TullySimple(_OneDimensional):
     A, B, C, D = 0.01, 1.6, 0.005, 1.0
 
     def _h(self, x):
-        # sign(x) (1 - exp(-B|x|)) written so that autograd gives the slope A B at x = 0 too
-        v11 = self.A * torch.where(x >= 0, -torch.expm1(-self.B * x.clamp_min(0)), torch.expm1(self.B * x.clamp_max(0)))
+        # sign(x) (1 - exp(-B|x|)) as a sum over the positive and negative parts of x, so that
+        # autograd gives the slope A B at x = 0 too, whatever subgradient |x| or clamp use there
+        xp, xn = _parts(x)
+        v11 = self.A * (torch.expm1(self.B * xn) - torch.expm1(-self.B * xp))
         return self._matrix(v11, -v11, self.C * torch.exp(-self.D * x**2))
 
     def _dh(self, x):
@@ -84,8 +92,8 @@ class TullyExtended(_OneDimensional):
     A, B, C = 6e-4, 0.10, 0.90
 
     def _h(self, x):
-        v12 = torch.where(x < 0, self.B * torch.exp(self.C * x.clamp_max(0)),
-                          self.B * (2 - torch.exp(-self.C * x.clamp_min(0))))
+        xp, xn = _parts(x)  # B exp(Cx) for x < 0, B (2 - exp(-Cx)) for x > 0, slope B C at 0
+        v12 = self.B * (torch.exp(self.C * xn) + 1 - torch.exp(-self.C * xp))
         return self._matrix(torch.full_like(x, self.A), torch.full_like(x, -self.A), v12)
 
     def _dh(self, x):
