@@ -6,6 +6,8 @@ A crash leaves either the old file or the new one, never a torn one.
 from __future__ import annotations
 
 import contextlib
+import csv
+import io
 import os
 import tempfile
 from pathlib import Path
@@ -20,6 +22,15 @@ def write_text(path: str | os.PathLike, text: str) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
     return Path(path)
+
+
+def write_csv(path: str | os.PathLike, header: list[str], rows) -> Path:
+    """Write a CSV table (a header, then ``rows``) atomically."""
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(header)
+    w.writerows(rows)
+    return write_text(path, buf.getvalue())
 
 
 @contextlib.contextmanager

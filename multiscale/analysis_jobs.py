@@ -8,8 +8,6 @@ reaction   -> neb.extxyz (band), saddle.extxyz, irc.extxyz + irc.png (energy vs 
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import logging
 import time
@@ -19,7 +17,7 @@ import numpy as np
 from ase import Atoms
 from ase.io import read
 
-from atomistic.atomic_files import write_text as _write_text
+from atomistic.atomic_files import write_csv, write_text as _write_text
 from atomistic.ensemble import Ensemble
 from atomistic.io import load_potential
 from atomistic.irc import irc, irc_plot, write_irc
@@ -36,14 +34,6 @@ from .structures import build_structures
 log = logging.getLogger(__name__)
 
 
-def _csv(path: Path, header: list[str], rows) -> Path:
-    buf = io.StringIO()
-    w = csv.writer(buf)
-    w.writerow(header)
-    w.writerows(rows)
-    return _write_text(path, buf.getvalue())
-
-
 def run_vibrations(case: VibrationsCase, case_dir: Path, out: Path, *, resume: bool = False,
                    progress: bool = True) -> dict:
     out.mkdir(parents=True, exist_ok=True)
@@ -58,7 +48,7 @@ def run_vibrations(case: VibrationsCase, case_dir: Path, out: Path, *, resume: b
                            "energy_eV": r.energies[0]}
     write_atoms(out / "relaxed.extxyz", [atoms])
     modes = normal_modes(model, atoms)
-    _csv(out / "frequencies.csv", ["mode", "frequency_cm-1"],
+    write_csv(out / "frequencies.csv", ["mode", "frequency_cm-1"],
          [(k, f"{f:.4f}") for k, f in enumerate(modes.frequencies_cm)])
     spectrum_plot(out / "spectrum.png", modes, title=case.name)
     report.update(n_modes=len(modes.frequencies_cm), rigid_modes_removed=modes.n_rigid,
@@ -122,12 +112,12 @@ def run_reaction(case: ReactionCase, case_dir: Path, out: Path, *, resume: bool 
         arrhenius_plot(out / "arrhenius.png", rates, title=f"{case.name}: harmonic TST")
         rows = [(f"{tk:g}", f"{k:.6e}", f"{lo:.6e}", f"{hi:.6e}")
                 for tk, k, lo, hi in zip(t, rates.rate, rates.lower, rates.upper)]
-        _csv(out / "rates.csv", ["temperature_K", "rate_per_s", "lower_per_s", "upper_per_s"], rows)
+        write_csv(out / "rates.csv", ["temperature_K", "rate_per_s", "lower_per_s", "upper_per_s"], rows)
         report["rates"] = rates.as_dict()
     else:
         nu_r = normal_modes(model, minimum).frequencies_cm
         k = htst_rate(t, report["saddle"]["barrier_eV"], nu_r, saddle.modes.frequencies_cm, quantum=case.rates.quantum)
-        _csv(out / "rates.csv", ["temperature_K", "rate_per_s"], [(f"{tk:g}", f"{kk:.6e}") for tk, kk in zip(t, k)])
+        write_csv(out / "rates.csv", ["temperature_K", "rate_per_s"], [(f"{tk:g}", f"{kk:.6e}") for tk, kk in zip(t, k)])
         report["rates"] = {"temperatures_K": t.tolist(), "rate_per_s": k.tolist(), "quantum": case.rates.quantum}
     report["wall_s"] = time.perf_counter() - t0
     _write_text(out / "report.json", json.dumps(report, indent=2))

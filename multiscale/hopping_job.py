@@ -11,8 +11,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import logging
 import time
@@ -24,7 +22,7 @@ from ase import Atoms, units
 from ase.io import read
 
 from atomistic import DescriptorSettings, NetworkSettings
-from atomistic.atomic_files import write_text
+from atomistic.atomic_files import write_csv, write_text
 from atomistic.io import ModelFileError
 from atomistic.md.output import write_atoms
 from atomistic.multistate import (AU_MOMENTUM, TULLY_MASS_AMU, ConicalIntersection, DiabaticPotential,
@@ -41,14 +39,6 @@ log = logging.getLogger(__name__)
 
 ANALYTIC = {"tully1": TullySimple, "tully2": TullyDual, "tully3": TullyExtended, "three_state": ThreeState,
             "conical_intersection": ConicalIntersection, "diatomic_crossing": DiatomicCrossing}
-
-
-def _csv(path: Path, header: list[str], rows) -> Path:
-    buf = io.StringIO()
-    w = csv.writer(buf)
-    w.writerow(header)
-    w.writerows(rows)
-    return write_text(path, buf.getvalue())
 
 
 def train_diabatic(case: SurfaceHoppingCase, case_dir: Path, out: Path) -> tuple[DiabaticPotential, Atoms, dict]:
@@ -160,15 +150,15 @@ def run_hopping(case: SurfaceHoppingCase, case_dir: Path, out: Path, *, progress
     drift = (sim.total_energy() - e0).abs()
 
     header = ["time_fs"] + [f"surface_{k}" for k in range(n_states)] + [f"electronic_{k}" for k in range(n_states)]
-    _csv(out / "populations.csv", header, ([t, *s, *e] for t, s, e in
+    write_csv(out / "populations.csv", header, ([t, *s, *e] for t, s, e in
                                            zip(history["time_fs"], history["surface"], history["electronic"])))
     population_plot(out / "populations.png", history, title=f"{case.name}: {case.initial.trajectories} trajectories")
     hops = history["hops"]
-    _csv(out / "hops.csv", ["from", "to", "accepted", "frustrated"],
+    write_csv(out / "hops.csv", ["from", "to", "accepted", "frustrated"],
          ([a, b, hops["accepted"][a][b], hops["frustrated"][a][b]] for a in range(n_states) for b in range(n_states)
           if a != b))
     pairs = [(a, b) for a in range(n_states) for b in range(n_states) if a != b]
-    _csv(out / "hops_vs_time.csv", ["time_fs"] + [f"accepted_{a}_{b}" for a, b in pairs]
+    write_csv(out / "hops_vs_time.csv", ["time_fs"] + [f"accepted_{a}_{b}" for a, b in pairs]
          + [f"frustrated_{a}_{b}" for a, b in pairs],
          ([t] + [acc[a][b] for a, b in pairs] + [fr[a][b] for a, b in pairs]
           for t, acc, fr in zip(history["time_fs"], history["accepted"], history["frustrated"])))
