@@ -41,8 +41,8 @@ ANALYTIC = {"tully1": TullySimple, "tully2": TullyDual, "tully3": TullyExtended,
             "conical_intersection": ConicalIntersection, "diatomic_crossing": DiatomicCrossing}
 
 
-def train_diabatic(case: SurfaceHoppingCase, case_dir: Path, out: Path) -> tuple[DiabaticPotential, Atoms, dict]:
-    """Train on ``[model.train].dataset``; returns the model, a template geometry and its
+def train_diabatic(case: SurfaceHoppingCase, case_dir: Path, out: Path) -> tuple[DiabaticPotential, dict]:
+    """Train on ``[model.train].dataset`` and save the model; returns it and a report with its
     held-out errors (energy MAE eV, force MAE eV/Å, coupling |d| relative L1)."""
     cfg = case.model.train
     path = case_dir / cfg.dataset
@@ -59,10 +59,10 @@ def train_diabatic(case: SurfaceHoppingCase, case_dir: Path, out: Path) -> tuple
     template = train[0]
     species = sorted(set(template.get_chemical_symbols()))
     torch.manual_seed(cfg.seed)
+    angular = 0 if len(template) < 3 else DescriptorSettings().n_angular  # a diatomic has no angles
     model = DiabaticPotential(species, data.energies.shape[1],
                               DescriptorSettings(cutoff=cfg.cutoff_A, n_radial=cfg.n_radial, r_min=cfg.r_min_A,
-                                                 angular_cutoff=min(3.0, cfg.cutoff_A), n_angular=0
-                                                 if len(template) < 3 else 4),
+                                                 angular_cutoff=min(3.0, cfg.cutoff_A), n_angular=angular),
                               NetworkSettings(hidden=cfg.hidden))
     t0 = time.perf_counter()
     history = fit_multistate(model, template, data, epochs=cfg.epochs, batch_size=len(train), lr=cfg.lr,
@@ -83,18 +83,16 @@ def train_diabatic(case: SurfaceHoppingCase, case_dir: Path, out: Path) -> tuple
     save_diabatic(model, out / "model.safetensors", provenance={"case": case.name, "dataset": cfg.dataset})
     log.info("trained a %d-state diabatic model on %d frames: %s", model.n_states, len(train),
              {k: v for k, v in report.items() if k.startswith("test_")})
-    return model, template, report
+    return model, report
 
 
 def _model(case: SurfaceHoppingCase, case_dir: Path, out: Path):
-    """(the model's ``diabatic`` module, starting geometry or None, masses or None, training report)."""
+    """(the model's ``diabatic`` module, the starting geometry or None for a particle model,
+    the training report or None)."""
     cfg = case.model
     if cfg.analytic is not None:
         model = ANALYTIC[cfg.analytic]()
-        if cfg.particle:
-            return model, None, None, None
-        atoms = build_structures(case.structure, case_dir)[0]
-        return model, atoms, atoms.get_masses(), None
+        return model, None if cfg.particle else build_structures(case.structure, case_dir)[0], None
     if cfg.path is not None:
         try:
             trained = load_diabatic(case_dir / cfg.path, device=cfg.device)
@@ -102,16 +100,16 @@ def _model(case: SurfaceHoppingCase, case_dir: Path, out: Path):
             raise CaseError(f"model.path: {exc}") from None
         report = None
     else:
-        trained, _, report = train_diabatic(case, case_dir, out)
+        trained, report = train_diabatic(case, case_dir, out)
         trained = trained.to(cfg.device)
     atoms = build_structures(case.structure, case_dir)[0]
     unknown = sorted(set(atoms.get_chemical_symbols()) - set(trained.species))
     if unknown:
         raise CaseError(f"structure: elements {unknown} are not in the model's species {trained.species}")
-    return trained.bind(atoms), atoms, atoms.get_masses(), report
+    return trained.bind(atoms), atoms, report
 
 
-def _initial(case: SurfaceHoppingCase, atoms: Atoms | None, masses, device) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
+def _initial(case: SurfaceHoppingCase, atoms: Atoms | None, device) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
     """Positions (T, N, 3) Å, momenta (T, N, 3) amu Å/fs and masses (N,) amu."""
     ini, t = case.initial, case.initial.trajectories
     if atoms is None:  # one particle of Tully's mass
@@ -121,7 +119,7 @@ def _initial(case: SurfaceHoppingCase, atoms: Atoms | None, masses, device) -> t
         mom[:, 0, 0] = ini.momentum_au * AU_MOMENTUM
         return pos, mom, np.array([TULLY_MASS_AMU])
     rng = np.random.default_rng(ini.seed)
-    m = np.asarray(masses, dtype=float)
+    m = atoms.get_masses()
     p = rng.normal(size=(t, len(m), 3)) * np.sqrt(m * units.kB * ini.temperature_K)[None, :, None]
     p -= m[None, :, None] * (p.sum(1, keepdims=True) / m.sum())  # no centre-of-mass drift
     pos = torch.as_tensor(np.broadcast_to(atoms.positions, (t, len(m), 3)).copy(), dtype=torch.float64, device=device)
@@ -132,9 +130,9 @@ def run_hopping(case: SurfaceHoppingCase, case_dir: Path, out: Path, *, progress
     out.mkdir(parents=True, exist_ok=True)
     if case.threads:
         torch.set_num_threads(case.threads)
-    model, atoms, masses, training = _model(case, case_dir, out)
+    model, atoms, training = _model(case, case_dir, out)
     device = torch.device(case.model.device)
-    pos, mom, masses = _initial(case, atoms, masses, device)
+    pos, mom, masses = _initial(case, atoms, device)
     n_states = int(model.diabatic(pos[:1]).shape[1])
     if case.initial.state >= n_states:
         raise CaseError(f"initial.state: {case.initial.state} is not a state of this {n_states}-state model")
