@@ -102,19 +102,20 @@ class SACASSCF(Calculator):
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
         super().calculate(atoms, properties, system_changes)
-        from pyscf import gto, lib, mcscf, scf
-        from pyscf.mcscf import avas
+        from pyscf import lib
 
         rotation = _linear_frame(self.atoms.positions)
-        positions = self.atoms.positions @ rotation.T
         with lib.with_omp_threads(1):  # threaded sums can steer SA-CASSCF to another solution
-            mc = self._solve(positions, gto, scf, mcscf, avas)
+            mc = self._solve(self.atoms.positions @ rotation.T)
             self._derivatives(mc, rotation)
 
-    def _solve(self, positions, gto, scf, mcscf, avas):
+    def _solve(self, positions: np.ndarray):
         """SA-CASSCF from two starts (AVAS orbitals as projected, and canonicalised); the
         solution with the lower state-averaged energy wins (SA-CASSCF has several stationary
         points, and a single start lands on a higher one at some geometries)."""
+        from pyscf import gto, mcscf, scf
+        from pyscf.mcscf import avas
+
         s = self.spec
         mol = gto.M(atom=[(sym, tuple(p)) for sym, p in zip(self.atoms.get_chemical_symbols(), positions)],
                     unit="Angstrom", basis=s.basis, charge=s.charge, spin=s.spin, symmetry=s.symmetry is not None,
