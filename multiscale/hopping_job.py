@@ -148,25 +148,24 @@ def run_hopping(case: SurfaceHoppingCase, case_dir: Path, out: Path, *, progress
     drift = (sim.total_energy() - e0).abs()
 
     header = ["time_fs"] + [f"surface_{k}" for k in range(n_states)] + [f"electronic_{k}" for k in range(n_states)]
-    write_csv(out / "populations.csv", header, ([t, *s, *e] for t, s, e in
-                                           zip(history["time_fs"], history["surface"], history["electronic"])))
+    write_csv(out / "populations.csv", header,
+              ([t, *s, *e] for t, s, e in zip(history["time_fs"], history["surface"], history["electronic"])))
     population_plot(out / "populations.png", history, title=f"{case.name}: {case.initial.trajectories} trajectories")
     hops = history["hops"]
-    write_csv(out / "hops.csv", ["from", "to", "accepted", "frustrated"],
-         ([a, b, hops["accepted"][a][b], hops["frustrated"][a][b]] for a in range(n_states) for b in range(n_states)
-          if a != b))
     pairs = [(a, b) for a in range(n_states) for b in range(n_states) if a != b]
-    write_csv(out / "hops_vs_time.csv", ["time_fs"] + [f"accepted_{a}_{b}" for a, b in pairs]
-         + [f"frustrated_{a}_{b}" for a, b in pairs],
-         ([t] + [acc[a][b] for a, b in pairs] + [fr[a][b] for a, b in pairs]
-          for t, acc, fr in zip(history["time_fs"], history["accepted"], history["frustrated"])))
+    write_csv(out / "hops.csv", ["from", "to", "accepted", "frustrated"],
+              ([a, b, hops["accepted"][a][b], hops["frustrated"][a][b]] for a, b in pairs))
+    write_csv(out / "hops_vs_time.csv",
+              ["time_fs"] + [f"accepted_{a}_{b}" for a, b in pairs] + [f"frustrated_{a}_{b}" for a, b in pairs],
+              ([t] + [acc[a][b] for a, b in pairs] + [fr[a][b] for a, b in pairs]
+               for t, acc, fr in zip(history["time_fs"], history["accepted"], history["frustrated"])))
     hops_plot(out / "hops.png", history, title=f"{case.name}: surface hops")
-    final = []
     symbols = atoms.get_chemical_symbols() if atoms is not None else ["X"]
-    for k in range(len(sim.active)):
-        a = Atoms(symbols, positions=sim.positions[k].detach().cpu().numpy())
-        a.info["state"] = int(sim.active[k])
-        final.append(a)
+    final = []
+    for xyz, state in zip(sim.positions.detach().cpu().numpy(), sim.active.cpu().tolist()):
+        frame = Atoms(symbols, positions=xyz)
+        frame.info["state"] = state
+        final.append(frame)
     write_atoms(out / "final.extxyz", final)
 
     surface, electronic = sim.populations()
