@@ -1,6 +1,6 @@
 """Multi-state models (DESIGN §3): diabatic Hamiltonians, adiabatic surfaces and their
-non-adiabatic couplings, and surface hopping. Work in progress for issue 7: the adiabatic code
-path, the analytic reference models, a trainable diabatic model and batched FSSH are here."""
+non-adiabatic couplings, trained diabatic models, SA-CASSCF reference data (``casscf``, needs
+PySCF) and batched surface hopping. Guide and verification numbers: docs/multistate.md."""
 
 from .adiabatic import AdiabaticStates, adiabatic_states, diabatic_gradient
 from .calculator import MultiStateCalculator
