@@ -1,7 +1,7 @@
-"""ASE calculator for NN-PES models and ensembles.
+"""ASE calculator for NN-PES models and committees of them.
 
 results: ``energy``, ``free_energy`` (eV), ``forces`` (eV/Å), ``stress`` (eV/Å^3, Voigt, periodic
-cells only), ``energies`` (per atom, eV); for an ensemble also ``energy_spread`` (eV, standard
+cells only), ``energies`` (per atom, eV); for a committee also ``energy_spread`` (eV, standard
 deviation of the member energies) and ``force_disagreement`` (eV/Å, DESIGN §2 ``d``). These two
 names are a public contract.
 """
@@ -12,11 +12,9 @@ import numpy as np
 import torch
 from ase.calculators.calculator import Calculator, all_changes
 
-from .ensemble import Ensemble, predict_ensemble
-from .forces import predict
-from .models import BPPotential
-from .neighbors import build_neighbors
-from .structure import from_atoms
+from atomistic.potential.committee import Committee, evaluate_committee
+from atomistic.potential.forces import evaluate
+from atomistic.potential.models import BPPotential
 
 
 class NNPCalculator(Calculator):
@@ -31,7 +29,7 @@ class NNPCalculator(Calculator):
 
     implemented_properties = ["energy", "free_energy", "forces", "stress", "energies"]
 
-    def __init__(self, model: BPPotential | Ensemble, device: str | torch.device = "cpu", *,
+    def __init__(self, model: BPPotential | Committee, device: str | torch.device = "cpu", *,
                  dtype: torch.dtype | None = None, mask_bodies: bool = True,
                  chunk_size: int | str | None = "auto", flush_denormal: bool = True, **kwargs):
         super().__init__(**kwargs)
@@ -41,22 +39,21 @@ class NNPCalculator(Calculator):
         self.model = model.to(device=self.device, dtype=dtype or model.dtype).eval()
         self.mask_bodies = mask_bodies
         self.chunk_size = chunk_size
-        if isinstance(model, Ensemble):
+        if isinstance(model, Committee):
             self.implemented_properties = self.implemented_properties + ["energy_spread", "force_disagreement"]
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
         super().calculate(atoms, properties, system_changes)
         atoms = self.atoms
         model = self.model
-        structures = from_atoms(atoms, model.species, device=self.device, dtype=model.dtype)
-        neighbors = build_neighbors(structures, model.cutoff, model.angular_cutoff, mask_bodies=self.mask_bodies)
         stress = bool(atoms.pbc.all()) and atoms.cell.rank == 3
-        if isinstance(model, Ensemble):
-            p = predict_ensemble(model, structures, neighbors, stress=stress, chunk_size=self.chunk_size)
+        options = dict(device=self.device, stress=stress, chunk_size=self.chunk_size, mask_bodies=self.mask_bodies)
+        if isinstance(model, Committee):
+            p = evaluate_committee(model, atoms, **options)
             self.results["energy_spread"] = float(p.energy_spread[0])
             self.results["force_disagreement"] = float(p.force_disagreement[0])
         else:
-            p = predict(model, structures, neighbors, stress=stress, chunk_size=self.chunk_size)
+            p = evaluate(model, atoms, **options)
         self.results["energy"] = self.results["free_energy"] = float(p.energy[0])
         self.results["energies"] = p.energies.detach().cpu().numpy()
         self.results["forces"] = p.forces.detach().cpu().numpy()

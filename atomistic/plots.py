@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import matplotlib
 
@@ -11,7 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from .atomic_files import atomic_path  # noqa: E402
+from atomistic.atomic_files import atomic_path  # noqa: E402
 
 
 def save_png(fig, path: str | Path, dpi: int = 110) -> Path:

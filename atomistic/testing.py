@@ -23,11 +23,9 @@ from ase import Atoms
 from ase.build import bulk
 from ase.cluster import Icosahedron
 
-from .forces import hessian, hessian_vector_product, predict
-from .models import model_device
-from .neighbors import build_neighbors
-from .structure import from_atoms
-
+from atomistic.potential.forces import evaluate as evaluate_atoms
+from atomistic.potential.forces import hessian, hessian_vector_product, model_inputs
+from atomistic.potential.models import model_device
 
 TEST_DEVICE = os.environ.get("MULTISCALE_TEST_DEVICE", "cpu")
 
@@ -36,9 +34,7 @@ TEST_DEVICE = os.environ.get("MULTISCALE_TEST_DEVICE", "cpu")
 
 def evaluate(model, atoms: Atoms, stress: bool = False, mask_bodies: bool = True):
     """Energy (eV), forces (eV/Å) and stress (eV/Å^3) of one structure with ``model``."""
-    s = from_atoms(atoms, model.species, device=model_device(model), dtype=model.dtype)
-    nbrs = build_neighbors(s, model.cutoff, model.angular_cutoff, mask_bodies=mask_bodies)
-    p = predict(model, s, nbrs, stress=stress)
+    p = evaluate_atoms(model, atoms, stress=stress, mask_bodies=mask_bodies)
     return (float(p.energy[0]), p.forces.detach().cpu().numpy(),
             None if p.stress is None else p.stress[0].detach().cpu().numpy())
 
@@ -157,8 +153,7 @@ class ModelChecks:
     def test_hessian_symmetric_and_consistent(self):
         model = self.model()
         atoms = self.cluster()
-        s = from_atoms(atoms, model.species, device=model_device(model), dtype=model.dtype)
-        nbrs = build_neighbors(s, model.cutoff, model.angular_cutoff)
+        s, nbrs = model_inputs(model, atoms)
         h = hessian(model, s, nbrs).cpu()
         assert torch.isfinite(h).all()
         i, c = 2, 1  # one column against finite differences of the forces: H = -dF/dx

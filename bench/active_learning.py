@@ -29,11 +29,11 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from ase.calculators.emt import EMT  # noqa: E402
 
-from atomistic.data import label, prepare  # noqa: E402
-from atomistic.models import BPPotential  # noqa: E402
+from atomistic.potential.models import BPPotential  # noqa: E402
+from atomistic.training.data import label, prepare  # noqa: E402
 from atomistic.training.trainer import fit, initialise  # noqa: E402
 from multiscale.case_file import load_case  # noqa: E402
-from multiscale.structures import build_structures  # noqa: E402
+from multiscale.common import build_structures  # noqa: E402
 
 CASE = ROOT / "cases" / "active_learning" / "cu_premelting.toml"
 

@@ -3,12 +3,13 @@
     python bench/energy_forces.py [--device cuda] [--sizes 256 2048 16384 131072] [--dtype float32]
 
 Rows: our Behler–Parrinello model at TorchANI's descriptor length (384: 24 radial G2, 90 angular
-channels x 4 G5 terms) with the same 384-128-128-96-1 networks ("ours@384"), our shipped Cu model ("ours-cu", descriptor 56,
-64-64 networks) and TorchANI 2.9 (an untrained ANI-1x-sized model: like_1x AEVs, 384-128-128-96-1
-networks, Cu mapped onto the first element slot, cell-list neighbours). Every step rebuilds the
-neighbour list. Stages are timed unchunked with a device synchronisation between them; "total" is the whole
-energy+forces call as users run it (neighbour list included; our centre atoms evaluated in chunks
-of 2048 on CPU, 65536 on CUDA, see ``atomistic.forces.AUTO_CHUNK``).
+channels x 4 G5 terms) with the same 384-128-128-96-1 networks ("ours@384"), our shipped Cu model
+("ours-cu", descriptor 56, 64-64 networks) and TorchANI 2.9 (an untrained ANI-1x-sized model:
+like_1x AEVs, 384-128-128-96-1 networks, Cu mapped onto the first element slot, cell-list
+neighbours). Every step rebuilds the neighbour list. Stages are timed unchunked with a device
+synchronisation between them; "total" is the whole energy+forces call as users run it (neighbour
+list included; our centre atoms evaluated in chunks of 2048 on CPU, 65536 on CUDA, see
+``atomistic.potential.forces.AUTO_CHUNK``).
 
 For our models the script also reports matmul FLOPs per atom (torch's FLOP counter) and the bytes
 per atom that autograd saves in the forward pass (read back in the backward: a lower bound on
@@ -32,9 +33,9 @@ os.environ.setdefault("TORCHANI_NO_WARN_EXTENSIONS", "1")
 from ase.build import bulk  # noqa: E402
 
 from atomistic import BPPotential, DescriptorSettings, NetworkSettings, load_potential  # noqa: E402
-from atomistic.forces import predict  # noqa: E402
-from atomistic.neighbors import build_neighbors  # noqa: E402
-from atomistic.structure import from_atoms  # noqa: E402
+from atomistic.potential.forces import predict  # noqa: E402
+from atomistic.potential.neighbors import build_neighbors  # noqa: E402
+from atomistic.potential.structure import from_atoms  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 TERMS = ((1, 1), (1, -1), (2, 1), (3, 1))  # 24 radial + 90 channels x 4 angular terms = 384
@@ -188,7 +189,8 @@ def main():
     costs = {k: ours_cost_per_atom(m, device, dtype) for k, m in models.items() if "compile" not in k}
     for k, (flops, nbytes) in costs.items():
         print(f"# {k}: {flops / 1e3:.1f} kFLOP/atom (matmul), {nbytes / 1e3:.1f} kB/atom saved activations")
-    header = "| code | atoms | nl ms | desc ms | net ms | bwd ms | total ms | atom-steps/s | µs/atom | peak GiB | vs TorchANI | vs bound |"
+    header = ("| code | atoms | nl ms | desc ms | net ms | bwd ms | total ms | atom-steps/s | µs/atom | peak GiB "
+              "| vs TorchANI | vs bound |")
     print(header)
     print("|" + "---|" * (header.count("|") - 1))
     rows = []

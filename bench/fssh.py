@@ -22,8 +22,14 @@ import torch  # noqa: E402
 from ase import Atoms  # noqa: E402
 
 from atomistic import DescriptorSettings, NetworkSettings  # noqa: E402
-from atomistic.multistate import (AU_MOMENTUM, TULLY_MASS_AMU, DiabaticPotential, FSSHSettings,  # noqa: E402
-                                  SurfaceHopping, TullySimple)
+from atomistic.multistate import (  # noqa: E402
+    AU_MOMENTUM,
+    TULLY_MASS_AMU,
+    DiabaticPotential,
+    FSSHSettings,
+    SurfaceHopping,
+    TullySimple,
+)
 
 
 def setup(kind: str, n: int, device: str):

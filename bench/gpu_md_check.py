@@ -74,7 +74,8 @@ if __name__ == "__main__":
     result = {"device": torch.cuda.get_device_name(), "sync": no_sync_in_block(model)}
     runs = [nve(model, "cuda", "float64"), nve(model, "cuda", "float32"), nve(model, "cpu", "float64", ps=1.0)]
     short_cuda = nve(model, "cuda", "float64", ps=1.0)
-    result["cuda_vs_cpu_positions_1ps"] = float(np.abs(short_cuda["final_positions"] - runs[2]["final_positions"]).max())
+    result["cuda_vs_cpu_positions_1ps"] = float(
+        np.abs(short_cuda["final_positions"] - runs[2]["final_positions"]).max())
     for r in runs:
         r.pop("final_positions")
     result["nve"] = runs

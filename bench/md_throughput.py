@@ -15,7 +15,8 @@ Rows, all NVE velocity Verlet on fcc Cu at 300 K, the same process and structure
 
 Untrained models have their energies scaled by 1e-3 so atoms stay put (the cost of a step does
 not depend on the weights); they have no repulsion either, so over hundreds of steps a large box
-sees near-collisions, which the timing rows tolerate (``min_distance_A`` 1e-6). The ratio column compares each row with ``ase+torchani``.
+sees near-collisions, which the timing rows tolerate (``min_distance_A`` 1e-6). The ratio column
+compares each row with ``ase+torchani``.
 """
 
 from __future__ import annotations
@@ -40,10 +41,10 @@ from ase.calculators.calculator import Calculator, all_changes  # noqa: E402
 from ase.cluster import Icosahedron  # noqa: E402
 from ase.md.velocitydistribution import MaxwellBoltzmannDistribution  # noqa: E402
 from ase.md.verlet import VelocityVerlet  # noqa: E402
+from energy_forces import fcc, ours_equal_length, sync  # noqa: E402
 
 from atomistic import NNPCalculator, load_potential  # noqa: E402
 from atomistic.md import MDSettings, MolecularDynamics, Safety  # noqa: E402
-from energy_forces import fcc, ours_equal_length, sync  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -99,7 +99,8 @@ class TabulatedLaw:
         if not (np.all(np.isfinite(d)) and np.all(np.isfinite(e))):
             raise ContinuumInputError("tabulated cohesive law: the table has non-finite values")
         if abs(d[0]) > 1e-12 or np.any(np.diff(d) <= 0):
-            raise ContinuumInputError(f"tabulated cohesive law: openings must start at 0 and increase, got {d[:3].tolist()}...")
+            raise ContinuumInputError("tabulated cohesive law: openings must start at 0 and increase, "
+                                      f"got {d[:3].tolist()}...")
         if abs(e[0]) > 1e-9 * max(1.0, np.abs(e).max()):
             raise ContinuumInputError(f"tabulated cohesive law: the energy at zero opening is {e[0]!r}, expected 0")
         spline = CubicSpline(d, e, bc_type=((1, 0.0), (1, 0.0)))

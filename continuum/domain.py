@@ -95,7 +95,8 @@ class Domain:
                                       f"boundaries: {sorted(n for n in self.boundaries if not n.endswith('+'))}")
         facets = self.facet_tags.find(self.boundaries[name])
         if self.comm.allreduce(len(facets), op=MPI.SUM) == 0:
-            raise ContinuumInputError(f"{field} = {name!r} (tag {self.boundaries[name]}): the mesh has no facets with this tag")
+            raise ContinuumInputError(f"{field} = {name!r} (tag {self.boundaries[name]}): "
+                                      "the mesh has no facets with this tag")
         return facets
 
     def min_cell_size(self) -> float:

@@ -96,7 +96,8 @@ def box(lengths_A, divisions, *, origin_A=(0.0, 0.0, 0.0), cell_type: str = "hex
     # bodies from the cuts
     axes = {c[0] for c in cuts}
     if len(axes) > 1 or not axes <= set(_AXES):
-        raise ContinuumInputError(f"mesh.cuts: expected cuts along one of x, y, z (all on the same axis), got {sorted(axes)}")
+        raise ContinuumInputError("mesh.cuts: expected cuts along one of x, y, z (all on the same axis), "
+                                  f"got {sorted(axes)}")
     cell_tags = np.ones(len(cells), dtype=np.int32)
     boundaries = {f"{a}{side}": 1 + 2 * ax + s for ax, a in enumerate(_AXES) for s, side in enumerate(("min", "max"))}
     cut_planes = []
@@ -179,7 +180,8 @@ def from_gmsh(path: str) -> RawMesh:
     bodies = {name: int(g.tag) for name, g in groups.items() if g.dim == 3}
     boundaries = {name: int(g.tag) for name, g in groups.items() if g.dim == 2}
     return RawMesh(np.asarray(x[:, :3], dtype=float), cells[0].astype(np.int64), cells[2],
-                   cells[1].astype(np.int32), facets[0].astype(np.int64), facets[1].astype(np.int32), bodies, boundaries)
+                   cells[1].astype(np.int32), facets[0].astype(np.int64), facets[1].astype(np.int32),
+                   bodies, boundaries)
 
 
 def split_interfaces(raw: RawMesh, names: list[str]) -> RawMesh:
@@ -192,7 +194,8 @@ def split_interfaces(raw: RawMesh, names: list[str]) -> RawMesh:
     body_name = {t: n for n, t in raw.bodies.items()}
     for name in names:
         if name not in raw.boundaries:
-            raise ContinuumInputError(f"interface {name!r}: no such surface in the mesh; surfaces: {sorted(raw.boundaries)}")
+            raise ContinuumInputError(f"interface {name!r}: no such surface in the mesh; "
+                                      f"surfaces: {sorted(raw.boundaries)}")
         tag = raw.boundaries[name]
         adjacency, _ = _facet_cells(raw)
         mine = raw.facets[raw.facet_tags == tag]
@@ -202,8 +205,8 @@ def split_interfaces(raw: RawMesh, names: list[str]) -> RawMesh:
             bodies = {int(raw.cell_tags[c]) for c in cells}
             if len(cells) != 2 or len(bodies) != 2:
                 where = "on the outer boundary" if len(cells) == 1 else "inside one body"
-                raise ContinuumInputError(f"interface {name!r} (tag {tag}) is not an internal surface between two bodies: "
-                                          f"facet {facet.tolist()} lies {where}")
+                raise ContinuumInputError(f"interface {name!r} (tag {tag}) is not an internal surface "
+                                          f"between two bodies: facet {facet.tolist()} lies {where}")
             pairs.add(tuple(sorted(bodies)))
         if len(pairs) != 1:
             labels = sorted(tuple(body_name.get(b, b) for b in p) for p in pairs)

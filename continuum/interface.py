@@ -189,6 +189,19 @@ class CohesiveInterface:
             fn.x.scatter_forward()
         self.opening_normal, self.opening_tangential = dn, np.sqrt(s)
 
+    def opening_A(self) -> dict[str, float]:
+        """The normal opening (Å) at the interface's quadrature points after the last update, over
+        every rank (collective): ``min``, ``mean`` (by points; equal to the area mean on a uniform
+        mesh) and ``max``. Positive is open, negative is interpenetration."""
+        dn = np.asarray(getattr(self, "opening_normal", np.zeros((0, 1)))).ravel()
+        comm = self.submesh.comm
+        n = comm.allreduce(dn.size, op=MPI.SUM)
+        if n == 0:
+            return {"min": 0.0, "mean": 0.0, "max": 0.0}
+        return {"min": comm.allreduce(float(dn.min()) if dn.size else np.inf, op=MPI.MIN),
+                "mean": comm.allreduce(float(dn.sum()), op=MPI.SUM) / n,
+                "max": comm.allreduce(float(dn.max()) if dn.size else -np.inf, op=MPI.MAX)}
+
     def law_values(self, dn: np.ndarray, s: np.ndarray):
         """The law plus the contact penalty: phi and its derivatives in (dn, s)."""
         zero = np.zeros_like(dn)

@@ -3,23 +3,33 @@
 ``Pi(u) = sum_bodies int W(u) dV + sum_interfaces int phi(jump u) dA - external work`` (eV). The
 residual and the Jacobian are its first and second derivatives (UFL for the bulk, the law's own
 derivatives on the interfaces), PETSc SNES minimises it with Newton and a line search on ``Pi``,
-and :meth:`StaticProblem.irun` walks the load factor from 0 to 1, halving a step that diverges.
-Everything is checked before the first assembly; errors are raised on every rank.
+and :meth:`StaticProblem.irun` walks the load factor from 0 to 1, halving a step that diverges
+(:func:`continuum.stepping.load_steps`). Everything is checked before the first assembly; errors
+are raised on every rank.
+
+A problem that composes this one (a coupled problem, DESIGN section 5) drives it through its
+public contract: :meth:`~StaticProblem.set_state`, :meth:`~StaticProblem.gradient`,
+:meth:`~StaticProblem.set_dirichlet_rows`, :meth:`~StaticProblem.tangent`,
+:meth:`~StaticProblem.fixed_dofs`, :meth:`~StaticProblem.apply_load`,
+:meth:`~StaticProblem.snes_settings`, :meth:`~StaticProblem.energies`,
+:meth:`~StaticProblem.reaction` (with its own nodal forces added) and
+:meth:`~StaticProblem.check_strain_range`; ``V``, ``u``, ``A``, ``bcs``, ``interfaces``,
+``load_factor``.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
 from itertools import count
 
 import numpy as np
 
 from .backend import load_dolfinx
 from .boundary import BoundaryCondition, Pressure, Symmetry, Traction
-from .errors import ContinuumInputError, ContinuumSolveError
+from .errors import ContinuumInputError
 from .materials import CauchyBorn, LinearElastic, Material
 from .solver import SolverSettings
+from .stepping import StepResult, load_steps
 from .units import GPa
 
 dolfinx = load_dolfinx()
@@ -39,17 +49,7 @@ from .interface import CohesiveInterface, InterfaceLaw  # noqa: E402
 log = logging.getLogger(__name__)
 _PREFIXES = count()
 _AXES = "xyz"
-
-
-@dataclass
-class StepResult:
-    """A converged load step: load factor, energies (eV) by part, Newton iterations, cuts before it."""
-
-    load_factor: float
-    energies_eV: dict[str, float]
-    newton_iterations: int
-    cuts: int = 0
-    reactions_eV_A: dict[str, np.ndarray] = field(default_factory=dict)
+__all__ = ["StaticProblem", "StepResult", "newton", "rigid_body_modes", "snes_with_options"]
 
 
 def snes_with_options(comm, settings: dict):
@@ -65,6 +65,22 @@ def snes_with_options(comm, settings: dict):
     for key in settings:
         options.delValue(prefix + key)
     return snes
+
+
+def newton(snes, x) -> tuple[bool, int, str]:
+    """Solve with ``snes`` from (and into) the PETSc vector ``x``: (converged, iterations, why not)."""
+    why = ""
+    try:
+        snes.solve(None, x)
+        reason = snes.getConvergedReason()
+    except PETSc.Error as exc:  # a failed factorisation or a non-finite residual
+        reason, why = -100, f"PETSc error {exc}"
+    its = snes.getIterationNumber()
+    if reason > 0:
+        return True, its, ""
+    names = {v: k for k, v in vars(PETSc.SNES.ConvergedReason).items() if isinstance(v, int)}
+    why = why or f"SNES {names.get(reason, str(reason))}"
+    return False, its, f"{why} after {its} iterations (residual {snes.getFunctionNorm():.3g} eV/Å)"
 
 
 def _symmetry_axis(domain: Domain, facets: np.ndarray, name: str) -> int:
@@ -259,8 +275,8 @@ class StaticProblem:
         if self.solver.linear_solver == "cg":
             self.A.setNearNullSpace(rigid_body_modes(self.V))
 
-    def _snes_settings(self) -> dict:
-        """PETSc options of the Newton solver and its linear solver."""
+    def snes_settings(self) -> dict:
+        """PETSc options (without a prefix) of the Newton solver and its linear solver."""
         s = self.solver
         # a linear problem (linear materials, no interfaces) is one linear solve: SNES "ksponly"
         linear = self.interfaces == {} and all(isinstance(c.material, LinearElastic)
@@ -277,18 +293,21 @@ class StaticProblem:
 
     @property
     def snes(self):
-        """The PETSc SNES that solves a load step (created at first use)."""
+        """The PETSc SNES that solves a load step (created at first use), on :meth:`residual` and
+        :meth:`tangent` with the options of :meth:`snes_settings`."""
         if self._snes is None:
-            self._snes = self._create_snes()
+            self._snes = snes_with_options(self.domain.comm, self.snes_settings())
+            self._snes.setFunction(self._residual, self.b)
+            self._snes.setJacobian(self._jacobian, self.A)
         return self._snes
 
-    def _create_snes(self):
-        """The SNES of :meth:`_snes_settings`, on the residual and tangent of this problem."""
-        snes = snes_with_options(self.domain.comm, self._snes_settings())
-        snes.setFunction(self._residual, self.b)
-        snes.setJacobian(self._jacobian, self.A)
-        return snes
+    def _residual(self, snes, x, b) -> None:  # SNES's callbacks
+        self.residual(x, b)
 
+    def _jacobian(self, snes, x, A, P) -> None:
+        self.tangent(x, A)
+
+    # -- the public contract: state, gradient, tangent ------------------------------------------
     def _set(self, x) -> None:
         """Make ``u`` (and the interfaces' quadrature fields) those of ``x``."""
         if x.handle != self.u.x.petsc_vec.handle:
@@ -299,15 +318,22 @@ class StaticProblem:
         self._synced = None
 
     def _sync(self, x) -> None:
-        """:meth:`_set`, skipped when SNES asks again about the same, unchanged ``x``
-        (the residual and the Jacobian of one Newton iteration)."""
+        """:meth:`_set`, skipped when asked again about the same, unchanged ``x`` (the residual
+        and the tangent of one Newton iteration)."""
         key = (x.handle, x.stateGet())
         if key != getattr(self, "_synced", None):
             self._set(x)
             self._synced = key
 
-    def _gradient(self, x, b, lifting: bool = True) -> None:
-        """``b`` = dPi/du at ``x`` (owned entries, before the Dirichlet rows are set); with
+    def set_state(self, x) -> None:
+        """Make the displacement ``u`` (and the interfaces' fields) those of the PETSc vector ``x``
+        (V's layout, Å); :meth:`gradient` and :meth:`tangent` at the unchanged ``u`` then reuse them."""
+        self._set(x)
+        u = self.u.x.petsc_vec
+        self._synced = (u.handle, u.stateGet())
+
+    def gradient(self, x, b, lifting: bool = True) -> None:
+        """``b`` = dPi/du (eV/Å) at ``x`` (owned entries, before the Dirichlet rows are set); with
         ``lifting``, plus the linearised effect of moving the boundary nodes to their values."""
         self._sync(x)
         with b.localForm() as local:
@@ -321,17 +347,42 @@ class StaticProblem:
         for iface in self.interfaces.values():
             iface.add_residual(b)
 
-    def _residual(self, snes, x, b) -> None:
-        self._gradient(x, b)
+    def set_dirichlet_rows(self, b, x) -> None:
+        """Set the Dirichlet-constrained rows of the residual ``b`` to ``x - g`` (Å; ``g`` the
+        boundary values at the applied load)."""
         fem_petsc.set_bc(b, self.bcs, x, -1.0)
 
-    def _jacobian(self, snes, x, A, P) -> None:
+    def residual(self, x, b) -> None:
+        """The Newton residual at ``x``: :meth:`gradient` with the lifting, Dirichlet rows set."""
+        self.gradient(x, b)
+        self.set_dirichlet_rows(b, x)
+
+    def tangent(self, x, A=None) -> None:
+        """Assemble the tangent d^2Pi/du^2 (eV/Å^2) at ``x`` into ``A`` (default :attr:`A`), with
+        the Dirichlet rows and columns replaced by the identity."""
+        A = self.A if A is None else A
         self._sync(x)
         A.zeroEntries()
         fem_petsc.assemble_matrix(A, self.J_form, self.bcs)
         A.assemble()
         for iface in self.interfaces.values():
             A.axpy(1.0, iface.tangent(), structure=PETSc.Mat.Structure.SUBSET_NONZERO_PATTERN)
+
+    def fixed_dofs(self) -> np.ndarray:
+        """Local indices (unrolled, into the owned entries of V's vectors) of every owned
+        Dirichlet-constrained dof, sorted, without repeats."""
+        fixed = []
+        for bc in self.bcs:
+            dofs, owned = bc.dof_indices()
+            fixed.append(dofs[:owned])
+        return np.unique(np.concatenate(fixed)) if fixed else np.zeros(0, dtype=np.int32)
+
+    def apply_load(self, factor: float) -> None:
+        """Set the load factor of the ramped loads and boundary values (0 to 1); :attr:`load_factor`
+        (the factor of the last converged state) is left as it is."""
+        self.load.value = factor
+        for g, value, ramp in self._bc_values:
+            g.value = value * factor if ramp else value
 
     # -- results -----------------------------------------------------------------------------
     def energies(self) -> dict[str, float]:
@@ -347,8 +398,10 @@ class StaticProblem:
         out["total"] = sum(v for k, v in out.items() if k != "external") - out["external"]
         return out
 
-    def reaction(self, boundary: str) -> np.ndarray:
-        """Force (eV/Å, x y z) that holds ``boundary`` where it is: the internal force summed over its nodes."""
+    def reaction(self, boundary: str, nodal_forces: np.ndarray | None = None) -> np.ndarray:
+        """Force (eV/Å, x y z) that holds ``boundary`` where it is: the internal force summed over its
+        nodes. ``nodal_forces``: further internal forces (eV/Å) on the owned entries of V's vectors,
+        added first (the atoms' share ``N^T f`` in a coupled problem)."""
         facets = self.domain.boundary_facets(boundary, "reaction")
         self._set(self.u.x.petsc_vec)
         f = fem_petsc.create_vector(self.V)
@@ -358,7 +411,8 @@ class StaticProblem:
         f.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
         for iface in self.interfaces.values():
             iface.P.multTransposeAdd(iface.r_full(), f, f)
-        self._add_nodal_forces(f)
+        if nodal_forces is not None:
+            f.array[:] += nodal_forces
         n_owned = self.V.dofmap.index_map.size_local
         dofs = fem.locate_dofs_topological(self.V, self.domain.mesh.topology.dim - 1, facets)
         dofs = dofs[dofs < n_owned]
@@ -366,93 +420,51 @@ class StaticProblem:
         f.destroy()
         return self.domain.comm.allreduce(total, op=MPI.SUM)
 
-    def _add_nodal_forces(self, f) -> None:
-        """Add further internal nodal forces to ``f`` (for :meth:`reaction`; none here)."""
+    # -- load stepping (continuum.stepping.LoadStepped) ------------------------------------------
+    def state(self) -> tuple[float, np.ndarray]:
+        """The load factor and a copy of the displacement (to go back to when a load step fails)."""
+        return self.load_factor, self.u.x.array.copy()
 
-    # -- load stepping ---------------------------------------------------------------------
-    def _state(self):
-        """A copy of the unknowns (to go back to when a load step fails)."""
-        return self.u.x.array.copy()
+    def restore(self, state: tuple[float, np.ndarray]) -> None:
+        """Go back to a :meth:`state`: its displacement and its load."""
+        self.load_factor, values = state
+        self.u.x.array[:] = values
+        self.apply_load(self.load_factor)
 
-    def _restore(self, state) -> None:
-        self.u.x.array[:] = state
-
-    def _unknowns(self):
-        """A new PETSc vector holding the unknowns (the initial guess of a solve)."""
-        return self.u.x.petsc_vec.copy()
-
-    def _accept(self, x) -> None:
-        """Make the converged solution ``x`` the current state."""
-        x.copy(self.u.x.petsc_vec)
-        self.u.x.scatter_forward()
-
-    def _apply_load(self, factor: float) -> None:
-        self.load.value = factor
-        for g, value, ramp in self._bc_values:
-            g.value = value * factor if ramp else value
-
-    def _solve_to(self, factor: float) -> tuple[bool, int, str]:
-        self._apply_load(factor)
-        x = self._unknowns()
+    def solve_to(self, factor: float) -> tuple[bool, int, str]:
+        """Newton from the current displacement at the load ``factor``: (converged, iterations, why
+        not). Converged, ``u`` is the solution and :attr:`load_factor` is ``factor``."""
+        self.apply_load(factor)
+        x = self.u.x.petsc_vec.copy()
         self._synced = None  # a new vector may reuse an old one's handle
-        try:
-            self.snes.solve(None, x)
-            reason = self.snes.getConvergedReason()
-        except PETSc.Error as exc:  # a failed factorisation or a non-finite residual
-            reason, why = -100, f"PETSc error {exc}"
-        its = self.snes.getIterationNumber()
-        if reason > 0:
-            self._accept(x)
-            x.destroy()
-            return True, its, ""
-        why = {v: k for k, v in vars(PETSc.SNES.ConvergedReason).items() if isinstance(v, int)}.get(reason, str(reason))
+        ok, its, why = newton(self.snes, x)
+        if ok:
+            x.copy(self.u.x.petsc_vec)
+            self.set_state(self.u.x.petsc_vec)
+            self.load_factor = factor
+            self.check_strain_range()
         x.destroy()
-        return False, its, f"SNES {why} after {its} iterations (residual {self.snes.getFunctionNorm():.3g} eV/Å)"
+        return ok, its, why
 
     def irun(self, steps: int = 1, reactions: tuple[str, ...] = ()):
         """Walk the load factor from its current value to 1 in ``steps`` equal steps; yield each
         converged :class:`StepResult` (with the reactions of the named boundaries, eV/Å)."""
-        if not (isinstance(steps, int) and steps >= 1):
-            raise ContinuumInputError(f"steps = {steps!r}: expected a positive integer")
-        nominal = (1.0 - self.load_factor) / steps
-        increment, cuts = nominal, 0
-        while self.load_factor < 1.0 - 1e-12:
-            target = min(1.0, self.load_factor + increment)
-            saved = self._state()
-            ok, its, why = self._solve_to(target)
-            if not ok:
-                self._restore(saved)
-                self._apply_load(self.load_factor)
-                cuts += 1
-                if increment <= nominal / 2**self.solver.max_cuts * (1 + 1e-9):
-                    raise ContinuumSolveError(
-                        f"load step from {self.load_factor:.6g} to {target:.6g} failed after halving it {cuts - 1} "
-                        f"times: {why}. The last converged load factor is {self.load_factor:.6g}; try more load steps, "
-                        "a smaller load, or check for an unstable (snap-back) response")
-                log.info("load step to %.6g failed (%s); halving it", target, why)
-                increment /= 2
-                continue
-            self.load_factor = target
-            self._set(self.u.x.petsc_vec)
-            self._check_strain_range()
-            result = StepResult(target, self.energies(), its, cuts,
-                                {name: self.reaction(name) for name in reactions})
-            cuts = 0
-            increment = min(nominal, 2 * increment)
-            yield result
+        return load_steps(self, steps, reactions, max_cuts=self.solver.max_cuts)
 
     #: beyond this Green-Lagrange strain a third-order expansion of the crystal's energy is not trusted
     CAUCHY_BORN_STRAIN_LIMIT = 0.08
 
-    def _check_strain_range(self) -> None:
-        """Warn (once) when a Cauchy-Born body strains past :attr:`CAUCHY_BORN_STRAIN_LIMIT`."""
+    def check_strain_range(self) -> None:
+        """Warn (once) when a Cauchy-Born body strains past :attr:`CAUCHY_BORN_STRAIN_LIMIT` (at the
+        current displacement, reported at :attr:`load_factor`)."""
         if getattr(self, "_warned_strain", False):
             return
         if not hasattr(self, "_strain_size"):
             S = fem.functionspace(self.domain.mesh, ("DG", 0))
+            points = S.element.interpolation_points
             self._strain_size = (fem.Function(S), [
                 (name, np.intersect1d(self.domain.cell_tags.find(self.domain.bodies[name]), self._weighted_cells),
-                 fem.Expression(ufl.sqrt(ufl.inner(c.strain(self.u), c.strain(self.u))), S.element.interpolation_points))
+                 fem.Expression(ufl.sqrt(ufl.inner(c.strain(self.u), c.strain(self.u))), points))
                 for name, c in self.constitutive.items() if isinstance(c.material, CauchyBorn)])
         size, bodies = self._strain_size
         for name, cells, expression in bodies:

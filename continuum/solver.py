@@ -16,8 +16,9 @@ class SolverSettings:
 
     ``linear_solver``: ``"direct"`` (LU with MUMPS) or ``"cg"`` (conjugate gradients with GAMG and
     the rigid-body near-nullspace). ``line_search``: a PETSc SNES line search (``"bt"`` backtracks
-    on the residual norm; an energy merit stalls at round-off near convergence). Newton stops when the residual (eV/Å) falls below ``atol`` or ``rtol``
-    times its first value. Load steps that diverge are halved up to ``max_cuts`` times in a row."""
+    on the residual norm; an energy merit stalls at round-off near convergence). Newton stops when
+    the residual (eV/Å) falls below ``atol`` or ``rtol`` times its first value. Load steps that
+    diverge are halved up to ``max_cuts`` times in a row."""
 
     linear_solver: str = "direct"
     line_search: str = "bt"
@@ -29,7 +30,8 @@ class SolverSettings:
 
     def __post_init__(self):
         if self.linear_solver not in LINEAR_SOLVERS:
-            raise ContinuumInputError(f"solver.linear_solver = {self.linear_solver!r}: expected one of {LINEAR_SOLVERS}")
+            raise ContinuumInputError(f"solver.linear_solver = {self.linear_solver!r}: "
+                                      f"expected one of {LINEAR_SOLVERS}")
         if self.line_search not in LINE_SEARCHES:
             raise ContinuumInputError(f"solver.line_search = {self.line_search!r}: expected one of {LINE_SEARCHES}")
         for name in ("rtol", "atol", "ksp_rtol"):

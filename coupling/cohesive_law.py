@@ -8,6 +8,8 @@ The traction ``dphi/d delta`` is exact: the model's forces and stress projected 
 (no finite differences). ``rigid`` keeps both halves perfect; ``relaxed`` lets every atom except
 the layers farthest from the interface relax at each opening. The curve fits UBER (``W_sep``,
 ``l``) and becomes a :class:`~continuum.cohesive.TabulatedLaw` for the continuum.
+:func:`interface_plane` names the low-index plane normal to a body's x axis, and
+:func:`model_interface_law` fits UBER to the rigid separation across it.
 
 Which curve for a coupled model: the relaxed curve includes the elastic stretching of the relaxed
 layers (at 1 Å opening of Cu(100), 0.61 J/m^2 relaxed against 1.56 J/m^2 rigid), which the
@@ -16,6 +18,7 @@ continuum beside the interface already carries; the rigid curve does not count i
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,13 +27,16 @@ from ase import Atoms
 from ase.build import fcc100, fcc110, fcc111
 from scipy.optimize import curve_fit
 
-from atomistic.forces import predict
-from atomistic.models import model_device
-from atomistic.neighbors import build_neighbors
-from atomistic.optimize import relax
-from atomistic.structure import from_atoms
+from atomistic.analysis.optimize import relax
+from atomistic.potential.forces import predict
+from atomistic.potential.models import model_device
+from atomistic.potential.neighbors import build_neighbors
+from atomistic.potential.structure import from_atoms
 from continuum.cohesive import UBER, TabulatedLaw
 
+from .errors import CouplingInputError
+
+log = logging.getLogger(__name__)
 _PLANES = {"100": fcc100, "110": fcc110, "111": fcc111}
 
 
@@ -99,7 +105,8 @@ class SeparationCurve:
         return save_png(fig, path)
 
 
-def half_crystals(symbol: str, a0: float, plane: str = "100", layers: int = 8, repeat=(1, 1)) -> tuple[Atoms, np.ndarray]:
+def half_crystals(symbol: str, a0: float, plane: str = "100", layers: int = 8,
+                  repeat=(1, 1)) -> tuple[Atoms, np.ndarray]:
     """A periodic fcc cell of ``layers`` layers normal to z and the mask of its top half."""
     if plane not in _PLANES:
         raise ValueError(f"plane = {plane!r}: expected one of {sorted(_PLANES)}")
@@ -162,3 +169,32 @@ def separation_curve(model, symbol: str, a0: float, *, plane: str = "100", layer
         de = frame.get_volume() * stress[k, axis, 2] / length - np.sum(forces[k, :, axis] * nonaffine)
         traction.append(de / area)
     return SeparationCurve(openings, (energy - energy[0]) / area, np.asarray(traction), area, mode, relaxed)
+
+
+def interface_plane(orientation_x) -> str:
+    """The plane ("100", "110" or "111") normal to a body's x axis ``orientation_x`` (a crystal
+    direction, e.g. ``(1, 1, 0)``; signs and order do not matter). Raises
+    :class:`~coupling.errors.CouplingInputError` unless it is a <100>, <110> or <111> direction."""
+    x = np.abs(np.asarray(orientation_x, dtype=float))
+    plane, ratios = None, None
+    if x.shape == (3,) and np.all(np.isfinite(x)) and np.any(x > 0):
+        ratios = np.sort(x / x[x > 0].min())[::-1]
+        digits = np.round(ratios).astype(int)
+        plane = "".join(map(str, digits))
+        if not np.allclose(ratios, digits):
+            plane = None
+    if plane not in _PLANES:
+        raise CouplingInputError(f"the body's x axis {list(orientation_x)} must be a <100>, <110> or <111> direction "
+                                 "(the plane the model's half-crystals separate across)")
+    return plane
+
+
+def model_interface_law(model, symbol: str, a0_A: float, orientation_x) -> UBER:
+    """The UBER fit (``W_sep`` eV/Å^2, ``l`` Å) of the model's rigid separation of two fcc
+    half-crystals of ``symbol`` (lattice constant ``a0_A``, Å) across the plane normal to the
+    body's x axis ``orientation_x`` (:func:`interface_plane`)."""
+    plane = interface_plane(orientation_x)
+    law = separation_curve(model, symbol, a0_A, plane=plane).uber()
+    log.info("interface law from the model: (%s) W_sep = %.4f eV/Å^2, l = %.4f Å", plane, law.W_sep_eV_A2,
+             law.length_A)
+    return law

@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.spatial import cKDTree
 
-from continuum.errors import ContinuumInputError
+from .errors import CouplingInputError
 
 #: partners of a site: plus-body atoms within this factor times the shortest distance across
 PARTNER_FACTOR = 1.15
@@ -91,7 +91,7 @@ class AtomisticInterface:
         sites_2d = mid @ basis.T
         spacing = cKDTree(sites_2d).query(sites_2d, k=2)[0][:, 1]
         if spacing.min() < 0.1 * np.median(spacing):
-            raise ContinuumInputError(f"interfaces.{name}: the atoms across it do not form one layer on each "
+            raise CouplingInputError(f"interfaces.{name}: the atoms across it do not form one layer on each "
                                       "side (sites overlap in the interface plane); is the interface plane flat?")
         points, areas = sample_facets(facets, 0.25 * float(np.median(spacing)))
         weight = np.asarray(beta(points), dtype=float) * areas
@@ -99,7 +99,7 @@ class AtomisticInterface:
         distance, owner = cKDTree(sites_2d).query(points[on] @ basis.T, k=1)
         if len(distance) and distance.max() > 1.5 * spacing.max():
             far = points[on][int(np.argmax(distance))]
-            raise ContinuumInputError(f"interfaces.{name}: at {np.round(far, 3).tolist()} Å the interface lies in the "
+            raise CouplingInputError(f"interfaces.{name}: at {np.round(far, 3).tolist()} Å the interface lies in the "
                                       "atomistic region, but no atoms sit across it there")
         self.area_A2 = np.bincount(owner, weights=weight[on], minlength=len(self.sites))
 

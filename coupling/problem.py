@@ -4,6 +4,13 @@
              + cohesive energy (the continuum's (1 - beta) part and the atoms' beta part)
              - external work
 
+:class:`CoupledProblem` holds a :class:`~continuum.problem.StaticProblem` (``continuum``: the
+``1 - beta`` weighted continuum, its boundary conditions and interfaces) and an
+:class:`~coupling.atomistic_region.AtomisticRegion` (``region``, on the atom rank: the atoms'
+``sum_i beta_i E_i`` and their part of the interfaces), and talks to each through its public
+contract: the continuum's ``set_state``, ``gradient``, ``tangent``, ``energies``, ``reaction``;
+the region's ``evaluate`` and ``preconditioner``.
+
 The unknowns ``z`` are the nodal displacements ``u`` (distributed like the mesh) followed, on the
 atom rank, by the displacements of the free atoms. One sparse map ``T`` gives every atom's
 displacement: the interpolation ``N`` for atoms in the handshake and the pad, the identity for
@@ -13,7 +20,8 @@ are held at zero displacement.
 
 Newton runs in PETSc SNES: the Jacobian is applied matrix-free (finite differences of the exact
 residual), the preconditioner is assembled: the continuum's tangent plus ``T^T P T``, with ``P``
-the exponential preconditioner of the atoms and the interface's stiffness. Units: Å, eV, eV/Å.
+the region's preconditioner (exponential, with the interface's stiffness). Load stepping is
+:func:`continuum.stepping.load_steps`. Units: Å, eV, eV/Å.
 """
 
 from __future__ import annotations
@@ -21,25 +29,21 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
-from dataclasses import replace
 
 import numpy as np
 import scipy.sparse as sp
-import torch
 from ase import Atoms
 
-from atomistic.forces import hessian_vector_product, predict
-from atomistic.models import model_device
-from atomistic.neighbors import build_neighbors
-from atomistic.structure import UnknownSpeciesError, from_atoms
 from continuum.backend import load_dolfinx
 from continuum.errors import ContinuumInputError
-from continuum.problem import StaticProblem, snes_with_options
+from continuum.problem import StaticProblem, newton, snes_with_options
 from continuum.solver import SolverSettings
+from continuum.stepping import StepResult, load_steps
 
+from .atomistic_region import REGIONS, AtomisticRegion
+from .errors import CouplingInputError
 from .handshake import Handshake
 from .interface_atoms import AtomisticInterface
-from .precondition import exp_preconditioner, spring_matrix
 
 load_dolfinx()
 from dolfinx import mesh as dmesh  # noqa: E402
@@ -50,21 +54,23 @@ from petsc4py import PETSc  # noqa: E402
 from .transfer import AtomTransfer  # noqa: E402
 
 log = logging.getLogger(__name__)
-REGIONS = ("free", "handshake", "pad")
+
+__all__ = ["REGIONS", "CoupledProblem", "StepResult"]
 
 
 def _on_root(comm, root: int, check, share: bool = True):
-    """Run ``check()`` on ``root``; its :class:`ContinuumInputError` is raised on every rank, and
-    its result is broadcast (``share``) or returned on ``root`` only."""
+    """Run ``check()`` on ``root``; its input error (:class:`CouplingInputError` or
+    :class:`ContinuumInputError`) is raised on every rank, and its result is broadcast
+    (``share``) or returned on ``root`` only."""
     result, error = None, None
     if comm.rank == root:
         try:
             result = check()
-        except ContinuumInputError as exc:
-            error = str(exc)
+        except (CouplingInputError, ContinuumInputError) as exc:
+            error = (type(exc), str(exc))
     error = comm.bcast(error, root=root)
     if error is not None:
-        raise ContinuumInputError(error)
+        raise error[0](error[1]) from None
     return comm.bcast(result, root=root) if share else result
 
 
@@ -84,99 +90,121 @@ def _to_petsc(comm, matrix: sp.csr_matrix | None, shape: tuple[int, int], rows_h
     return m
 
 
-class CoupledProblem(StaticProblem):
+class CoupledProblem:
     """Atoms and a continuum coupled through a :class:`~coupling.handshake.Handshake`.
 
     ``domain``, ``materials``, ``bcs``, ``interfaces``, ``degree`` and ``solver`` are those of
-    :class:`~continuum.problem.StaticProblem`. ``atoms``: ASE ``Atoms`` at their reference
-    positions (Å, not periodic), with ``atoms.arrays["body"]`` holding each atom's body tag
-    (``domain.bodies[name]``) where an interface is declared; ``model``: the NN-PES (float64).
-    Both are read on ``atom_rank`` only, where the atoms run (on the model's device).
-    ``mask_bodies=False`` lets atoms of different bodies interact (to show double counting).
-    ``ghost_force_correction``: subtract the coupled forces of the reference configuration (on the
-    nodes, and on the free atoms within a cutoff of the handshake, whose forces the blending
-    changes) as a dead load: a linear term of the energy, so that the undeformed body is at rest
-    and every force is still the gradient of one energy (the "ghost-force correction" of the
-    quasicontinuum method). Off, the blending's ghost forces fall only as the handshake widens."""
+    :class:`~continuum.problem.StaticProblem` (held as ``continuum``, its energy weighted by
+    ``1 - beta``). ``atoms``: ASE ``Atoms`` at their reference positions (Å, not periodic), with
+    ``atoms.arrays["body"]`` holding each atom's body tag (``domain.bodies[name]``) where an
+    interface is declared; ``model``: the NN-PES (float64). Both are read on ``atom_rank`` only,
+    where the atoms run (on the model's device) as an :class:`AtomisticRegion` (``region``; None
+    on the other ranks). ``mask_bodies=False`` lets atoms of different bodies interact (to show
+    double counting). ``ghost_force_correction``: subtract the coupled forces of the reference
+    configuration (on the nodes, and on the free atoms within a cutoff of the handshake, whose
+    forces the blending changes) as a dead load: a linear term of the energy, so that the
+    undeformed body is at rest and every force is still the gradient of one energy (the
+    "ghost-force correction" of the quasicontinuum method). Off, the blending's ghost forces fall
+    only as the handshake widens.
+
+    Bad atoms, labels or handshakes raise :class:`~coupling.errors.CouplingInputError`, bad
+    continuum input :class:`~continuum.errors.ContinuumInputError`, on every rank alike.
+
+    The public contract: :meth:`irun` / :meth:`solve` (load steps), :meth:`energies`,
+    :meth:`gradient`, :meth:`reaction`, :meth:`set_displacement`, :meth:`split`, :meth:`atoms`,
+    :meth:`regions`, :meth:`stress_GPa`; ``V``, ``u``, ``domain``, ``interfaces`` (for
+    :class:`~continuum.output.FieldWriter`), ``z`` (the unknowns), ``n_fe``, ``n_free``,
+    ``n_atoms``, ``snes``, ``timings`` (s, by part) and ``load_factor``; and the
+    :class:`~continuum.stepping.LoadStepped` methods :meth:`state`, :meth:`restore`,
+    :meth:`solve_to`."""
 
     def __init__(self, domain, materials, atoms: Atoms | None, model, handshake: Handshake, *, bcs=(),
                  interfaces=None, degree: int = 1, solver: SolverSettings | None = None, atom_rank: int = 0,
                  mask_bodies: bool = True, ghost_force_correction: bool = True):
         self.comm = comm = domain.comm
-        self.atom_rank, self.handshake, self.mask_bodies = atom_rank, handshake, mask_bodies
+        self.domain, self.handshake, self.atom_rank = domain, handshake, atom_rank
         self.on_atoms = on_atoms = comm.rank == atom_rank
         self.timings = defaultdict(float)
         interfaces = dict(interfaces or {})
-        self.model = model if on_atoms else None
-        self.X = self.body = self.region = self.beta = None  # the atoms' data live on the atom rank
-        self._regions = _on_root(comm, atom_rank, lambda: self._check_atoms(atoms, model, handshake,
-                                                                            domain, interfaces))
-        super().__init__(domain, materials, bcs=bcs, interfaces=interfaces, degree=degree,
-                         solver=solver or SolverSettings(atol=1e-6), energy_weight=lambda x: 1.0 - handshake.beta(x))
+        self.region: AtomisticRegion | None = _on_root(
+            comm, atom_rank, lambda: self._build_region(atoms, model, handshake, mask_bodies, domain, interfaces),
+            share=False)
+        self._counts = comm.bcast(self.region.counts() if on_atoms else None, root=atom_rank)
+        self.continuum = StaticProblem(domain, materials, bcs=bcs, interfaces=interfaces, degree=degree,
+                                       solver=solver or SolverSettings(atol=1e-6),
+                                       energy_weight=lambda x: 1.0 - handshake.beta(x))
         t0 = time.perf_counter()
-        X = self.X if on_atoms else None
-        self.transfer = AtomTransfer(self.V, X, atom_rank=atom_rank)
+        self.transfer = AtomTransfer(self.V, self.region.X if on_atoms else None, atom_rank=atom_rank)
         self._check_bodies()
         self._build_layout()
-        self.atomistic_interfaces = self._atomistic_interfaces()
+        for iface in self._atomistic_interfaces():
+            self.region.add_interface(iface)
         self._build_T()
         # the coupling's own setup: locating the atoms, building T and the interfaces' sites
         self.timings["setup:coupling"] += time.perf_counter() - t0 - self.timings["setup:preconditioner"]
         self.z = self.P.createVecRight()
         self._d, self._g_atoms = self.T.createVecLeft(), self.T.createVecLeft()
         self._tg = self.P.createVecRight()
+        self._fe = fem_petsc.create_vector(self.V)  # a finite-element residual, for the Dirichlet rows
         self._atom_energy = {}
         self._zsynced = None
         self._g0 = None
+        self._snes = None
         self._sync_z(self.z)
         if ghost_force_correction:
             g0 = self.gradient()
             if on_atoms:  # free atoms out of reach of the handshake feel what the atoms alone would
-                free = self.X[self.region == 0]
-                deep = handshake.depth(free) >= handshake.width_A + model.cutoff
+                free = self.region.X[self.region.free]
+                deep = handshake.depth(free) >= handshake.width_A + self.region.model.cutoff
                 g0.array[self.n_fe:].reshape(-1, 3)[deep] = 0.0
             self._g0 = g0
 
+    # -- the continuum's fields (for callers and continuum.output.FieldWriter) --------------------
+    @property
+    def V(self):
+        """The continuum's displacement space."""
+        return self.continuum.V
+
+    @property
+    def u(self):
+        """The continuum's displacement (Å), kept in step with the unknowns."""
+        return self.continuum.u
+
+    @property
+    def interfaces(self) -> dict:
+        """The continuum's cohesive interfaces (their ``1 - beta`` part), by name."""
+        return self.continuum.interfaces
+
+    @property
+    def solver(self) -> SolverSettings:
+        return self.continuum.solver
+
+    @property
+    def load_factor(self) -> float:
+        """The load factor of the current (converged) state, 0 to 1."""
+        return self.continuum.load_factor
+
+    def stress_GPa(self):
+        """The continuum's Cauchy stress and strain energy density (GPa, per cell); see
+        :meth:`continuum.problem.StaticProblem.stress_GPa`."""
+        self._sync_z(self.z)
+        return self.continuum.stress_GPa()
+
     # -- checks --------------------------------------------------------------------------------
-    def _check_atoms(self, atoms, model, handshake: Handshake, domain, interfaces) -> dict[str, int]:
-        """On the atom rank: the atoms, their labels and regions; keeps what the atoms need."""
-        if not isinstance(atoms, Atoms) or len(atoms) == 0:
-            raise ContinuumInputError("atoms: expected ASE Atoms with at least one atom on the atom rank")
-        if atoms.pbc.any():
-            raise ContinuumInputError(f"atoms.pbc = {atoms.pbc.tolist()}: coupled atoms must not be periodic; the "
-                                      "continuum around them is their boundary")
-        if getattr(model, "dtype", None) != torch.float64:
-            raise ContinuumInputError("model: a coupled problem needs a float64 model (Newton to tight tolerances)")
-        X = atoms.get_positions()
-        body = atoms.arrays.get("body")
-        if interfaces and body is None:
-            raise ContinuumInputError(f"atoms: interfaces {sorted(interfaces)} are declared but the atoms carry no "
-                                      "body labels; set atoms.arrays['body'] to the body tag of every atom "
-                                      f"({dict(domain.bodies)})")
-        if body is not None:
-            body = np.asarray(body, dtype=np.int64)
-            unknown = sorted(set(np.unique(body).tolist()) - set(domain.bodies.values()))
+    @staticmethod
+    def _build_region(atoms, model, handshake: Handshake, mask_bodies: bool, domain, interfaces) -> AtomisticRegion:
+        """On the atom rank: the region, its body labels checked against the mesh's bodies."""
+        region = AtomisticRegion(atoms, model, handshake, mask_bodies=mask_bodies)
+        if interfaces and region.body is None:
+            raise CouplingInputError(f"atoms: interfaces {sorted(interfaces)} are declared but the atoms carry no "
+                                     "body labels; set atoms.arrays['body'] to the body tag of every atom "
+                                     f"({dict(domain.bodies)})")
+        if region.body is not None:
+            unknown = sorted(set(np.unique(region.body).tolist()) - set(domain.bodies.values()))
             if unknown:
-                raise ContinuumInputError(f"atoms.arrays['body']: labels {unknown} are not body tags of the mesh "
-                                          f"({dict(domain.bodies)})")
-        sets = handshake.check(X, model.cutoff)
-        if sets["outside"].any():
-            i = int(np.flatnonzero(sets["outside"])[0])
-            raise ContinuumInputError(f"atom {i} at {np.round(X[i], 3).tolist()} Å lies beyond the handshake's pad "
-                                      f"({int(sets['outside'].sum())} atoms do); remove the atoms there or widen "
-                                      "handshake.pad_A")
-        try:
-            self.structures = from_atoms(atoms, model.species, device=model_device(model), dtype=torch.float64,
-                                         body=body)
-        except UnknownSpeciesError as exc:
-            raise ContinuumInputError(f"atoms: {exc}") from None
-        self.X, self.body, self.symbols = X, body, atoms.get_chemical_symbols()
-        self.region = np.select([sets["free"], sets["handshake"]], [0, 1], 2)
-        self.beta = handshake.beta(X)
-        self._beta_t = torch.as_tensor(self.beta, device=model_device(model), dtype=torch.float64)
-        # only atoms of nonzero weight need their site energies; the pad's are neighbours only
-        self._centres = torch.as_tensor(np.flatnonzero(self.beta > 0), device=model_device(model))
-        return {name: int(sets[name].sum()) for name in REGIONS}
+                raise CouplingInputError(f"atoms.arrays['body']: labels {unknown} are not body tags of the mesh "
+                                         f"({dict(domain.bodies)})")
+        return region
 
     def _check_bodies(self) -> None:
         """Every labelled atom lies in a cell of its own body."""
@@ -190,28 +218,30 @@ class CoupledProblem(StaticProblem):
         found = comm.gather((mine, cell_body), root=self.atom_rank)
 
         def check():
-            if self.body is None:
+            region = self.region
+            if region.body is None:
                 return
-            located = np.zeros(len(self.X), dtype=np.int64)
+            located = np.zeros(region.n_atoms, dtype=np.int64)
             for atoms_, bodies in found:
                 located[atoms_] = bodies
-            wrong = np.flatnonzero(located != self.body)
+            wrong = np.flatnonzero(located != region.body)
             if len(wrong):
                 i = int(wrong[0])
                 names = {v: k for k, v in self.domain.bodies.items()}
-                raise ContinuumInputError(
-                    f"atom {i} at {np.round(self.X[i], 3).tolist()} Å is labelled body {names.get(int(self.body[i]))!r} "
-                    f"but lies in body {names.get(int(located[i]))!r} of the mesh ({len(wrong)} atoms do)")
+                raise CouplingInputError(
+                    f"atom {i} at {np.round(region.X[i], 3).tolist()} Å is labelled body "
+                    f"{names.get(int(region.body[i]))!r} but lies in body {names.get(int(located[i]))!r} of the mesh "
+                    f"({len(wrong)} atoms do)")
 
         _on_root(comm, self.atom_rank, check)
 
     # -- the unknowns and T --------------------------------------------------------------------
     def _build_layout(self) -> None:
-        comm = self.comm
+        comm, region = self.comm, self.region
         imap = self.V.dofmap.index_map
         self.n_fe = 3 * imap.size_local
-        self.n_free = comm.bcast(int((self.region == 0).sum()) if self.on_atoms else None, root=self.atom_rank)
-        self.n_atoms = comm.bcast(len(self.X) if self.on_atoms else None, root=self.atom_rank)
+        self.n_free = comm.bcast(len(region.free) if self.on_atoms else None, root=self.atom_rank)
+        self.n_atoms = comm.bcast(region.n_atoms if self.on_atoms else None, root=self.atom_rank)
         n_local = self.n_fe + (3 * self.n_free if self.on_atoms else 0)
         starts = np.cumsum([0] + comm.allgather(n_local))
         fe_starts = np.cumsum([0] + comm.allgather(self.n_fe))
@@ -232,15 +262,15 @@ class CoupledProblem(StaticProblem):
         if self.on_atoms:
             rows = 3 * self.n_atoms
             N = sp.csr_matrix((av, self._fe_to_z(aj), ai), shape=(rows, self.n_global))
-            free = np.flatnonzero(self.region == 0)
+            free = self.region.free
             free_rows = (3 * free[:, None] + np.arange(3)).ravel()
             keep = np.ones(rows)
             keep[free_rows] = 0.0
-            identity = sp.csr_matrix((np.ones(len(free_rows)), (free_rows, self.free_offset + np.arange(len(free_rows)))),
-                                     shape=(rows, self.n_global))
+            columns = self.free_offset + np.arange(len(free_rows))
+            identity = sp.csr_matrix((np.ones(len(free_rows)), (free_rows, columns)), shape=(rows, self.n_global))
             T = sp.diags(keep) @ N + identity
             t0 = time.perf_counter()
-            P_atoms = self._atom_preconditioner()
+            P_atoms = self.region.preconditioner()
             self.timings["setup:preconditioner"] += time.perf_counter() - t0
         sizes = (self.n_local, self.n_global)
         self.T = _to_petsc(comm, T, (3 * self.n_atoms, self.n_global), self.on_atoms, sizes)
@@ -250,17 +280,38 @@ class CoupledProblem(StaticProblem):
         P_atoms.destroy()
         # the preconditioner's pattern: the constant part and the continuum's tangent, embedded
         self.P = self._C.duplicate(copy=True)
-        self._jacobian(None, self.u.x.petsc_vec, self.A, self.A)
-        K = self._embed(self.A)
+        self.continuum.tangent(self.u.x.petsc_vec)
+        K = self._embed(self.continuum.A)
         self.P.axpy(1.0, K, structure=PETSc.Mat.Structure.DIFFERENT_NONZERO_PATTERN)
         K.destroy()
-        fixed = []
-        for bc in self.bcs:
-            dofs, owned = bc.dof_indices()
-            fixed.append(dofs[:owned])
-        local = np.unique(np.concatenate(fixed)) if fixed else np.zeros(0, dtype=np.int32)
+        local = self.continuum.fixed_dofs()
         self._fixed_z = (local + self._z_starts[comm.rank]).astype(PETSc.IntType)
         self._fixed_local = local
+        self._idle_local = np.zeros(0, dtype=np.int64)
+        self._hold_nodes_without_energy()
+
+    def _hold_nodes_without_energy(self) -> None:
+        """Hold the mesh nodes that no energy reaches: not already held, no weight of the continuum
+        at the quadrature points of their elements (all in the atomistic core, beta = 1), and no
+        slaved atom interpolated from them. Nothing depends on their displacement, so their rows of
+        the residual and of the Jacobian are zero; left free they would make the preconditioner
+        singular and Newton's linear solves fail. Held, they keep their displacement (zero, or what
+        :meth:`set_displacement` gave them) and change no energy or force."""
+        diagonal = self.P.getDiagonal()
+        values = diagonal.array_r[: self.n_fe]
+        held = np.zeros(self.n_fe, dtype=bool)
+        held[self._fixed_local[self._fixed_local < self.n_fe]] = True
+        nodes = np.unique(np.flatnonzero((values == 0.0) & ~held) // 3)
+        diagonal.destroy()
+        count = self.comm.allreduce(len(nodes), op=MPI.SUM)
+        if not count:
+            return
+        dofs = (3 * nodes[:, None] + np.arange(3)).ravel().astype(self._fixed_local.dtype)
+        self._idle_local = dofs
+        self._fixed_local = np.union1d(self._fixed_local, dofs).astype(self._fixed_local.dtype)
+        self._fixed_z = (self._fixed_local + self._z_starts[self.comm.rank]).astype(PETSc.IntType)
+        log.info("%d mesh nodes receive no energy (their elements' quadrature points all lie in the atomistic "
+                 "core and no atom is interpolated from them): held at their displacement", count)
 
     def _embed(self, A) -> PETSc.Mat:
         """The finite-element matrix ``A`` in the numbering of the unknowns (zero rows for the atoms)."""
@@ -268,31 +319,6 @@ class CoupledProblem(StaticProblem):
         ai = np.concatenate([ai, np.full(self.n_local - self.n_fe, ai[-1])]).astype(PETSc.IntType)
         sizes = (self.n_local, self.n_global)
         return PETSc.Mat().createAIJ((sizes, sizes), csr=(ai, self._fe_to_z(aj), av), comm=self.comm)
-
-    def _atom_preconditioner(self) -> sp.csr_matrix:
-        """Exponential preconditioner with mu fitted to the model, plus the interface's stiffness."""
-        X, body = self.X, self.body if self.mask_bodies else None
-        unit = exp_preconditioner(X, body, np.ones(len(X)), 1.0)
-        lo, hi = X.min(axis=0), X.max(axis=0)
-        smooth = np.prod(np.sin(np.pi * (X - lo) / np.maximum(hi - lo, 1e-9)), axis=1)
-        v = np.repeat(smooth[:, None], 3, axis=1)
-        s = self.structures
-        nbrs = build_neighbors(s, self.model.cutoff, self.model.angular_cutoff, mask_bodies=self.mask_bodies)
-        hv = hessian_vector_product(self.model, s, nbrs, torch.as_tensor(v, device=s.positions.device))
-        curvature = float((hv.detach().cpu().numpy() * v).sum())
-        mu = curvature / float(v.ravel() @ (unit @ v.ravel()))
-        if not mu > 0:
-            log.warning("the atoms' curvature along a smooth displacement is %.3g eV/Å^2; preconditioning with mu = 1",
-                        curvature)
-            mu = 1.0
-        self.mu = mu
-        P = exp_preconditioner(X, body, self.beta, mu)
-        for iface in self.atomistic_interfaces:
-            i, j, k = iface.stiffness_pairs()
-            P = P + spring_matrix(len(X), i, j, k)
-        # free atoms also get a small spring to their reference site, so P is definite even when a body floats
-        free = np.repeat(self.region == 0, 3).astype(float)
-        return (P + sp.diags(1e-3 * mu * free)).tocsr()
 
     def _side_body(self, boundary: str) -> int:
         """The body tag of the cells on one side (``name`` or ``name+``) of a split interface."""
@@ -306,9 +332,10 @@ class CoupledProblem(StaticProblem):
         return next(t for t in self.comm.allgather(tag) if t is not None)
 
     def _atomistic_interfaces(self) -> list[AtomisticInterface]:
-        """The interfaces' atomistic parts (empty where an interface does not run through the atoms)."""
+        """The interfaces' atomistic parts on the atom rank (empty elsewhere, and where an interface
+        does not run through the atoms)."""
         comm, out = self.comm, []
-        if not comm.bcast(self.body is not None, root=self.atom_rank):
+        if not comm.bcast(self.region.body is not None if self.on_atoms else None, root=self.atom_rank):
             return out
         msh = self.domain.mesh
         fdim = msh.topology.dim - 1
@@ -319,9 +346,13 @@ class CoupledProblem(StaticProblem):
             parts = comm.gather(vertices, root=self.atom_rank)
             normal = comm.allreduce(iface.normals.sum(axis=0), op=MPI.SUM)
             minus, plus = self._side_body(name), self._side_body(f"{name}+")
-            args = (name, self.X, self.body, minus, plus, normal, parts, self.handshake.beta, iface.law_values)
-            built = _on_root(comm, self.atom_rank, lambda a=args: AtomisticInterface(*a[:6], np.concatenate(a[6]), *a[7:]),
-                             share=False)
+
+            def build(name=name, parts=parts, normal=normal, minus=minus, plus=plus, law=iface.law_values):
+                region = self.region
+                return AtomisticInterface(name, region.X, region.body, minus, plus, normal, np.concatenate(parts),
+                                          self.handshake.beta, law)
+
+            built = _on_root(comm, self.atom_rank, build, share=False)
             if self.on_atoms:
                 out.append(built)
         return out
@@ -335,23 +366,12 @@ class CoupledProblem(StaticProblem):
         t0 = time.perf_counter()
         u = self.u.x.petsc_vec
         u.array[:] = z.array_r[: self.n_fe]
-        self._set(u)
-        self._synced = (u.handle, u.stateGet())
+        self.continuum.set_state(u)
         t1 = time.perf_counter()
         self.T.mult(z, self._d)
         t2 = time.perf_counter()
         if self.on_atoms:
-            d = self._d.array_r.reshape(-1, 3)
-            s = replace(self.structures, positions=torch.as_tensor(self.X + d, device=self.structures.positions.device,
-                                                                   dtype=torch.float64))
-            nbrs = build_neighbors(s, self.model.cutoff, self.model.angular_cutoff, mask_bodies=self.mask_bodies)
-            p = predict(self.model, s, nbrs, weights=self._beta_t, centres=self._centres)
-            grad = -p.forces.detach().cpu().numpy()
-            energy = {"atoms": float(p.energy.sum())}
-            for iface in self.atomistic_interfaces:
-                e, g = iface.energy_gradient(d)
-                energy[f"interface_atoms:{iface.name}"] = e
-                grad += g
+            energy, grad = self.region.evaluate(self._d.array_r.reshape(-1, 3))
             self._g_atoms.array[:] = grad.ravel()
             self._atom_energy = energy
         t3 = time.perf_counter()
@@ -366,24 +386,25 @@ class CoupledProblem(StaticProblem):
         boundary values into the residual, unless ``lifting`` is False)."""
         self._sync_z(z)
         t0 = time.perf_counter()
-        self._gradient(self.u.x.petsc_vec, self.b, lifting)
+        self.continuum.gradient(self.u.x.petsc_vec, self._fe, lifting)
         self.timings["continuum:residual"] += time.perf_counter() - t0
         out.array[:] = self._tg.array_r
-        out.array[: self.n_fe] += self.b.array_r
+        out.array[: self.n_fe] += self._fe.array_r
         if self._g0 is not None:
             out.axpy(-1.0, self._g0)
 
     def _coupled_residual(self, snes, z, b) -> None:
         self._raw_gradient(z, b)
-        self.b.array[:] = b.array_r[: self.n_fe]
-        fem_petsc.set_bc(self.b, self.bcs, self.u.x.petsc_vec, -1.0)
-        b.array[: self.n_fe] = self.b.array_r
+        self._fe.array[:] = b.array_r[: self.n_fe]
+        self.continuum.set_dirichlet_rows(self._fe, self.u.x.petsc_vec)
+        b.array[: self.n_fe] = self._fe.array_r
+        b.array[self._idle_local] = 0.0  # nodes without energy (zero already, up to rounding): held
 
     def _coupled_jacobian(self, snes, z, J, P) -> None:
         self._sync_z(z)
         t0 = time.perf_counter()
-        self._jacobian(None, self.u.x.petsc_vec, self.A, self.A)
-        K = self._embed(self.A)
+        self.continuum.tangent(self.u.x.petsc_vec)
+        K = self._embed(self.continuum.A)
         P.zeroEntries()
         P.axpy(1.0, self._C, structure=PETSc.Mat.Structure.SUBSET_NONZERO_PATTERN)
         P.axpy(1.0, K, structure=PETSc.Mat.Structure.SUBSET_NONZERO_PATTERN)
@@ -407,13 +428,19 @@ class CoupledProblem(StaticProblem):
         ``1 - beta`` parts), ``atoms`` (sum of beta_i E_i), ``interface_atoms:<name>`` (the atoms'
         part of the cohesive energy), ``ghost_force_correction``, ``external`` and ``total``."""
         self._sync_z(self.z)
-        out = super().energies()
+        out = self.continuum.energies()
         atoms = self.comm.bcast(self._atom_energy, root=self.atom_rank)
         out.update(atoms)
         if self._g0 is not None:
             out["ghost_force_correction"] = -self._g0.dot(self.z)
         out["total"] = sum(v for k, v in out.items() if k not in ("external", "total")) - out["external"]
         return out
+
+    def reaction(self, boundary: str) -> np.ndarray:
+        """Force (eV/Å, x y z) that holds ``boundary`` where it is: the continuum's internal force and
+        the atoms' forces on the nodes (``N^T f``), summed over its nodes."""
+        self._sync_z(self.z)
+        return self.continuum.reaction(boundary, self._tg.array_r[: self.n_fe])
 
     # -- displacements in and out ----------------------------------------------------------------
     def set_displacement(self, field, body: str | None = None) -> None:
@@ -429,11 +456,12 @@ class CoupledProblem(StaticProblem):
         values = self.z.array.reshape(-1)
         values[: self.n_fe].reshape(-1, 3)[nodes] = np.asarray(field(x[nodes]), dtype=float).reshape(-1, 3)
         if self.on_atoms:
-            free = np.flatnonzero(self.region == 0)
+            region = self.region
+            free = region.free
             mine = np.ones(len(free), dtype=bool) if body is None else \
-                self.body[free] == self.domain.bodies[body]
+                region.body[free] == self.domain.bodies[body]
             atoms = values[self.n_fe:].reshape(-1, 3)
-            atoms[mine] = np.asarray(field(self.X[free[mine]]), dtype=float).reshape(-1, 3)
+            atoms[mine] = np.asarray(field(region.X[free[mine]]), dtype=float).reshape(-1, 3)
         self.z.array[:] = values
         self._sync_z(self.z)
 
@@ -452,51 +480,86 @@ class CoupledProblem(StaticProblem):
         self._sync_z(self.z)
         if not self.on_atoms:
             return None
-        d = self._d.array_r.reshape(-1, 3)
-        atoms = Atoms(self.symbols, positions=self.X + d)
-        atoms.arrays["beta"] = self.beta.copy()
-        atoms.arrays["region"] = self.region.copy()
         forces = -self._g_atoms.array_r.reshape(-1, 3).copy()
         if self._g0 is not None:  # the correction's dead load on the free atoms (on the nodes for the others)
-            forces[self.region == 0] += self._g0.array_r[self.n_fe:].reshape(-1, 3)
-        atoms.arrays["forces"] = forces
-        if self.body is not None:
-            atoms.arrays["body"] = self.body.copy()
-        return atoms
+            forces[self.region.free] += self._g0.array_r[self.n_fe:].reshape(-1, 3)
+        return self.region.atoms(self._d.array_r.reshape(-1, 3), forces)
+
+    def interface_opening_A(self, name: str) -> dict[str, dict[str, float] | None]:
+        """The normal opening (Å, the jump of the displacement across interface ``name``; positive
+        is open) at the current state, on every rank: ``"continuum"``: min, mean and max over its
+        quadrature points (:meth:`~continuum.interface.CohesiveInterface.opening_A`; where the
+        interface runs through the atomistic core the nodes there are held, so read the atoms);
+        ``"atoms"``: min, mean and max over the atoms' sites across it (the mean displacement of an
+        atom's partners across the interface minus its own), and their number, or None where the
+        interface does not run through the atoms."""
+        self._sync_z(self.z)
+        self.continuum.energies()  # the continuum's interfaces evaluated at this state
+        out = {"continuum": self.continuum.interfaces[name].opening_A(), "atoms": None}
+        atoms = None
+        if self.on_atoms:
+            for iface in self.region.interfaces:
+                if iface.name == name and len(iface.sites):
+                    dn = iface.opening(self._d.array_r.reshape(-1, 3)) @ iface.normal
+                    atoms = {"min": float(dn.min()), "mean": float(dn.mean()), "max": float(dn.max()),
+                             "sites": len(dn)}
+        out["atoms"] = self.comm.bcast(atoms, root=self.atom_rank)
+        return out
 
     def regions(self) -> dict[str, int]:
-        """How many atoms are free, in the handshake and in the pad."""
-        return dict(self._regions)
+        """How many atoms are free, in the handshake and in the pad (on every rank)."""
+        return dict(self._counts)
 
-    # -- the solver (StaticProblem's load stepping on the coupled unknowns) ----------------------
-    def _add_nodal_forces(self, f) -> None:
+    # -- the solver: Newton on the coupled unknowns, continuum.stepping's load steps --------------
+    @property
+    def snes(self):
+        """The PETSc SNES of a load step (created at first use): Newton with a line search, the
+        Jacobian matrix-free, GMRES preconditioned by the assembled ``P``."""
+        if self._snes is None:
+            settings = self.continuum.snes_settings()
+            settings["snes_type"] = "newtonls"
+            settings["snes_mf_operator"] = True
+            ksp_max_it = 1000 if self.solver.linear_solver == "direct" else 2000
+            settings.update({"ksp_type": "gmres", "ksp_rtol": 1e-8, "ksp_gmres_restart": 200, "ksp_max_it": ksp_max_it})
+            snes = snes_with_options(self.comm, settings)
+            snes.setFunction(self._coupled_residual, self.z.duplicate())
+            snes.setJacobian(self._coupled_jacobian, self.P, self.P)
+            self._snes = snes
+        return self._snes
+
+    def state(self) -> tuple[float, np.ndarray]:
+        """The load factor and a copy of the unknowns (to go back to when a load step fails)."""
+        return self.load_factor, self.z.array_r.copy()
+
+    def restore(self, state: tuple[float, np.ndarray]) -> None:
+        """Go back to a :meth:`state`: its unknowns and its load."""
+        factor, values = state
+        self.z.array[:] = values
         self._sync_z(self.z)
-        f.array[:] += self._tg.array_r[: self.n_fe]
+        self.continuum.load_factor = factor
+        self.continuum.apply_load(factor)
 
-    def _state(self):
-        return self.z.array_r.copy()
+    def solve_to(self, factor: float) -> tuple[bool, int, str]:
+        """Newton from the current unknowns at the load ``factor``: (converged, iterations, why
+        not). Converged, ``z`` is the solution and :attr:`load_factor` is ``factor``."""
+        self.continuum.apply_load(factor)
+        x = self.z.copy()
+        self._zsynced = None  # a new vector may reuse an old one's handle
+        ok, its, why = newton(self.snes, x)
+        if ok:
+            x.copy(self.z)
+            self._sync_z(self.z)
+            self.continuum.load_factor = factor
+            self.continuum.check_strain_range()
+        x.destroy()
+        return ok, its, why
 
-    def _restore(self, state) -> None:
-        self.z.array[:] = state
-        self._sync_z(self.z)
+    def irun(self, steps: int = 1, reactions: tuple[str, ...] = ()):
+        """Walk the load factor from its current value to 1 in ``steps`` equal steps; yield each
+        converged :class:`~continuum.stepping.StepResult` (with the reactions of the named
+        boundaries, eV/Å). See :func:`continuum.stepping.load_steps`."""
+        return load_steps(self, steps, reactions, max_cuts=self.solver.max_cuts)
 
-    def _unknowns(self):
-        return self.z.copy()
-
-    def _accept(self, x) -> None:
-        x.copy(self.z)
-        self._sync_z(self.z)
-
-    def _create_snes(self):
-        settings = self._snes_settings()
-        settings["snes_type"] = "newtonls"
-        settings["snes_mf_operator"] = True
-        if self.solver.linear_solver == "direct":
-            settings.update({"ksp_type": "gmres", "ksp_rtol": 1e-8, "ksp_gmres_restart": 200, "ksp_max_it": 1000})
-        else:
-            settings.update({"ksp_type": "gmres", "ksp_rtol": 1e-8, "ksp_gmres_restart": 200, "ksp_max_it": 2000})
-        snes = snes_with_options(self.comm, settings)
-        snes.setFunction(self._coupled_residual, self.z.duplicate())
-        snes.setJacobian(self._coupled_jacobian, self.P, self.P)
-        return snes
-
+    def solve(self, steps: int = 1, reactions: tuple[str, ...] = ()) -> list[StepResult]:
+        """All load steps of :meth:`irun` at once."""
+        return list(self.irun(steps, reactions))

@@ -15,7 +15,8 @@ from __future__ import annotations
 import numpy as np
 
 from continuum.backend import load_dolfinx
-from continuum.errors import ContinuumInputError
+
+from .errors import CouplingInputError
 
 load_dolfinx()
 import basix.ufl  # noqa: E402
@@ -28,7 +29,7 @@ class AtomTransfer:
     """``N`` for the atoms at ``reference_positions`` (n, 3) Å in the vector space ``V``.
 
     ``reference_positions`` is read on ``atom_rank`` (other ranks may pass ``None``). Raises
-    :class:`ContinuumInputError`, on every rank, when an atom lies outside the mesh."""
+    :class:`CouplingInputError`, on every rank, when an atom lies outside the mesh."""
 
     def __init__(self, V, reference_positions, atom_rank: int = 0, tolerance_A: float = 1e-8):
         msh = V.mesh
@@ -36,7 +37,7 @@ class AtomTransfer:
         self.comm, self.atom_rank, self.V = comm, atom_rank, V
         X = comm.bcast(None if comm.rank != atom_rank else np.asarray(reference_positions, dtype=float), root=atom_rank)
         if X.ndim != 2 or X.shape[1] != 3:
-            raise ContinuumInputError(f"atom positions: expected an (n, 3) array in Å, got shape {X.shape}")
+            raise CouplingInputError(f"atom positions: expected an (n, 3) array in Å, got shape {X.shape}")
         self.n_atoms = n = len(X)
         tdim = msh.topology.dim
         n_cells = msh.topology.index_map(tdim).size_local
@@ -49,7 +50,7 @@ class AtomTransfer:
         missing = np.flatnonzero(owner == comm.size)
         if len(missing):
             i = int(missing[0])
-            raise ContinuumInputError(f"atom {i} at {np.round(X[i], 4).tolist()} Å lies outside the mesh "
+            raise CouplingInputError(f"atom {i} at {np.round(X[i], 4).tolist()} Å lies outside the mesh "
                                       f"({len(missing)} atoms do)")
         mine = np.flatnonzero(owner == comm.rank)
         cells = np.array([colliding.links(i)[0] for i in mine], dtype=np.int32)

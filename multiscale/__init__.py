@@ -1,3 +1,20 @@
-"""multiscale: case files, the CLI and the public API of the atomistic-to-continuum framework."""
+"""multiscale: case files, the CLI and the public API of the atomistic-to-continuum framework.
+
+Run a case file::
+
+    from multiscale import load_case, run_case
+    report = run_case("cases/cu_md/nvt.toml")
+
+Build a coupling of your own from the library's pieces (``docs/python-api.md`` walks through
+one): :mod:`atomistic` (the NN-PES), :mod:`continuum` (DOLFINx bodies), :mod:`coupling`
+(handshake, atomistic region, coupled problem, cohesive law and materials from the NN-PES).
+Case kinds live in :mod:`multiscale.kinds`, one module each, registered in ``KINDS``.
+"""
 
 __version__ = "0.1.0"
+
+from .api import load_case, run, run_case  # noqa: E402
+from .kinds import KINDS, Kind, RunContext  # noqa: E402
+from .schema import CaseError  # noqa: E402
+
+__all__ = ["KINDS", "CaseError", "Kind", "RunContext", "load_case", "run", "run_case"]

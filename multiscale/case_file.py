@@ -5,32 +5,30 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 
-from .active_config import ActiveCase
-from .config import MDCase, ReactionCase, TrainCase, VibrationsCase
-from .continuum_config import ContinuumCase
-from .coupled_config import CoupledCase
-from .hopping_config import SurfaceHoppingCase
+from .kinds import KINDS
 from .schema import CaseError, build
-
-#: every case kind, by the ``kind`` a case file names
-CASE_KINDS = {"train": TrainCase, "md": MDCase, "vibrations": VibrationsCase, "reaction": ReactionCase,
-              "continuum": ContinuumCase, "coupled": CoupledCase, "active_learning": ActiveCase,
-              "surface_hopping": SurfaceHoppingCase}
 
 
 def load_case(path: str | Path):
-    """Parse and validate ``path``; returns the case's config object (e.g. :class:`TrainCase`)."""
+    """Parse and validate ``path``; returns the case's config object (e.g. ``MDCase``)."""
     path = Path(path)
+    if path.is_dir():
+        raise CaseError(f"{path}: is a folder; expected a case file (.toml)")
     if not path.is_file():
         raise CaseError(f"{path}: case file not found")
     try:
         table = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise CaseError(f"{path}: not valid TOML ({exc})") from None
+    return case_from_table(table, where=str(path))
+
+
+def case_from_table(table: dict, where: str = "case"):
+    """The case config of a parsed TOML ``table`` (its ``kind`` picks the class)."""
     kind = table.get("kind")
-    if kind not in CASE_KINDS:
-        raise CaseError(f"{path}: kind: expected one of {sorted(CASE_KINDS)}, got {kind!r}")
+    if kind not in KINDS:
+        raise CaseError(f"{where}: kind: expected one of {sorted(KINDS)}, got {kind!r}")
     try:
-        return build(CASE_KINDS[kind], table)
+        return build(KINDS[kind].case, table)
     except CaseError as exc:
-        raise CaseError(f"{path}: {exc}") from None
+        raise CaseError(f"{where}: {exc}") from None

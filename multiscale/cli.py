@@ -24,12 +24,11 @@ def main(argv: list[str] | None = None) -> int:
 
     logging.basicConfig(level=logging.WARNING if getattr(args, "quiet", False) else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
-    from . import api
     from atomistic.active import ActiveLearningError
     from atomistic.md import MDBlowUp
-
     from continuum.errors import ContinuumSolveError
 
+    from . import api
     from .errors import INPUT_ERRORS
 
     try:
@@ -44,7 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     except INPUT_ERRORS as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except (MDBlowUp, ContinuumSolveError, ActiveLearningError) as exc:  # the run failed; the message says where and what was kept
+    # the run failed; the message says where and what was kept
+    except (MDBlowUp, ContinuumSolveError, ActiveLearningError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -13,7 +13,7 @@ from ase.build import bulk
 
 from continuum.domain import Domain
 from continuum.geometry import box
-from coupling.handshake import Handshake
+from coupling.handshake import Handshake, fill_region
 
 CUTOFF_A = 5.0  # the shipped model's cutoff
 
@@ -21,7 +21,7 @@ CUTOFF_A = 5.0  # the shipped model's cutoff
 @functools.lru_cache(maxsize=2)
 def cu_crystal(model, law: str = "cauchy-born"):
     """The model's Cu: the Cauchy-Born (or linear) material and the lattice constant (Å)."""
-    from multiscale.materials import crystal_material
+    from coupling.materials import crystal_material
 
     crystal = crystal_material(model, symbol="Cu", a_guess_A=3.6, law=law)
     return crystal.material, crystal.lattice_constant_A
@@ -77,12 +77,8 @@ def bar_domain(comm, bar: Bar, cut: tuple[str, float] | None = None, cell_type: 
 def bar_atoms(bar: Bar, cut: tuple[str, float] | None = None, body_tags=(1, 2)):
     """Cu atoms on the lattice (a quarter cell in from the mesh's faces) where the handshake wants
     them (core, handshake, pad); body labels by side of the ``cut``."""
-    n = (int(round(bar.length / bar.a0)), int(round(bar.width / bar.a0)), int(round(bar.width / bar.a0)))
-    atoms = bulk("Cu", "fcc", a=bar.a0, cubic=True).repeat(n)
-    atoms.positions += bar.a0 / 4
-    atoms.pbc = False
-    atoms.cell = np.zeros((3, 3))
-    atoms = atoms[~bar.handshake.classify(atoms.positions)["outside"]]
+    atoms = fill_region("Cu", "fcc", bar.a0, ((1, 0, 0), (0, 1, 0)), bar.handshake, (bar.length, bar.width, bar.width),
+                        site_A=(bar.a0 / 4,) * 3)
     if cut is not None:
         axis = "xyz".index(cut[0])
         atoms.arrays["body"] = np.where(atoms.positions[:, axis] < cut[1], body_tags[0], body_tags[1])
@@ -152,13 +148,14 @@ def patch_test(model, material, a0: float, width_A: float, ramp: str) -> dict:
     def inner(X):
         return np.all((X[:, 1:] > band) & (X[:, 1:] < bar.width - band), axis=1)
 
-    out = {"atoms": len(problem.X)}
+    region = problem.region
+    out = {"atoms": region.n_atoms}
     for name, strain in STRAINS.items():
         problem.set_displacement(lambda X, s=strain: X @ s.T)
         for corrected in (False, True):
             x, nodal, free = problem.split(problem.gradient(corrected=corrected))
             nodes = inner(x) & (x[:, 0] > 1e-6) & (x[:, 0] < bar.length - 1e-6)
-            atoms = inner(problem.X[problem.region == 0])
+            atoms = inner(region.X[region.free])
             key = "corrected" if corrected else "raw"
             out[name, key] = (float(np.linalg.norm(free[atoms], axis=1).max()),
                               float(np.linalg.norm(nodal[nodes], axis=1).max()))
@@ -178,7 +175,7 @@ def full_atomistic_void(model, a0: float) -> tuple[np.ndarray, np.ndarray]:
     relaxed with every atom (FIRE), unstrained and under ``VOID_STRAIN`` hydrostatic strain held
     by the atoms within a cutoff of the faces. Returns reference positions and the response
     (strained minus unstrained relaxed positions), Å."""
-    from atomistic.optimize import relax
+    from atomistic.analysis.optimize import relax
 
     length = VOID_CELLS * a0
     atoms = bulk("Cu", "fcc", a=a0, cubic=True).repeat((VOID_CELLS,) * 3)

@@ -18,10 +18,20 @@ from ase.calculators.emt import EMT
 from ase.io import read
 
 from atomistic import DescriptorSettings, NetworkSettings
-from atomistic.active import (ActiveLearning, ActiveLearningError, ActiveSettings, LabelledStore, Oracle,
-                              OracleFailure, OracleSpec, Stage, committee_errors, spearman)
-from atomistic.active.loop import label_initial, train_committee
-from atomistic.data import label, prepare
+from atomistic.active import (
+    ActiveLearning,
+    ActiveLearningError,
+    ActiveSettings,
+    LabelledStore,
+    Oracle,
+    OracleFailure,
+    OracleSpec,
+    Stage,
+    committee_errors,
+    spearman,
+)
+from atomistic.active.loop import label_initial, train_generation_zero
+from atomistic.training.data import label, prepare
 from atomistic.training.trainer import TrainSettings
 
 from .conftest import ROOT
@@ -59,7 +69,7 @@ def tiny_settings(**kw):
 def start_run(work, oracle, atoms, species=("Cu",), n_initial=4):
     store = LabelledStore(work)
     label_initial(store, oracle, rattled(atoms, n_initial))
-    committee = train_committee(prepare(store.frames, list(species), TINY_DESCRIPTOR.cutoff), list(species),
+    committee = train_generation_zero(prepare(store.frames, list(species), TINY_DESCRIPTOR.cutoff), list(species),
                                 TINY_DESCRIPTOR, TINY_NETWORK, TrainSettings(max_epochs=15, progress=False),
                                 members=3, seed=0, workdir=work / "checkpoints")
     return store, committee
@@ -158,7 +168,7 @@ def test_loop_labels_retrains_and_survives_a_failing_oracle(tmp_path):
     assert rows[-1]["n_labels"] == 7 and summary["generation"] >= 2
     assert (tmp_path / "generations" / f"gen_{summary['generation']:03d}.safetensors").exists()
     # every member was fine-tuned (warm start: same architecture, moved weights)
-    for m, w0 in zip(loop.ensemble.members, gen0):
+    for m, w0 in zip(loop.committee.members, gen0):
         w = torch.cat([p.detach().flatten() for p in m.parameters()])
         assert w.shape == w0.shape and not torch.equal(w, w0)
     trace = np.atleast_1d(np.genfromtxt(tmp_path / "disagreement.csv", delimiter=",", names=True))

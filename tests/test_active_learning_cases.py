@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from multiscale.active_job import run_active
+from multiscale.api import run
 from multiscale.case_file import load_case
 
 from .conftest import ROOT
@@ -25,7 +25,7 @@ def test_shipped_case_halves_the_force_error_within_budget(name, tmp_path):
     case = load_case(path)
     if case.oracle.name != "emt":
         pytest.importorskip("tblite", reason="the xTB oracle is the optional extra 'oracles'")
-    report = run_active(case, path.parent, tmp_path, progress=False)
+    report = run(case, path.parent, output=tmp_path, progress=False)
     rows = report["learning"]
     assert report["loop"]["oracle_calls"] <= case.loop.max_oracle_calls
     assert rows[-1]["test_force_rmse_meV_per_A"] <= 0.5 * rows[0]["test_force_rmse_meV_per_A"], rows

@@ -10,10 +10,10 @@ import pytest
 from ase import Atoms
 
 from atomistic import NNPCalculator
-from atomistic.analytic import DoubleWell, MuellerBrown
-from atomistic.forces import hessian, predict
-from atomistic.neighbors import build_neighbors
-from atomistic.structure import from_atoms
+from atomistic.potential.analytic import DoubleWell, MuellerBrown
+from atomistic.potential.forces import hessian, predict
+from atomistic.potential.neighbors import build_neighbors
+from atomistic.potential.structure import from_atoms
 
 # Müller–Brown parameters as published (Müller & Brown 1979), written out again for the references
 MB_A = np.array([-200.0, -100.0, -170.0, 15.0])

@@ -8,6 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+import torch
 
 from multiscale.case_file import load_case
 from multiscale.cli import main
@@ -15,6 +16,7 @@ from multiscale.cli import main
 from .conftest import ROOT
 
 CASES = ROOT / "cases"
+RECORDED = ROOT / "tests" / "data" / "case_reports.json"
 
 
 def tiny(case):
@@ -47,26 +49,35 @@ def tiny(case):
     return case
 
 
+def run_tiny(path: Path, out: Path) -> dict:
+    """Run the case file at ``path`` in its CI-sized variant, outputs in ``out``; its report."""
+    from multiscale.api import run
+
+    return run(tiny(load_case(path)), path.parent, output=out, progress=False)
+
+
 @pytest.mark.parametrize("path", sorted(p.relative_to(CASES) for p in [*CASES.glob("cu_*/*.toml"),
                                                                          *CASES.glob("active_learning/*.toml"),
                                                                          *CASES.glob("multistate/*.toml")]
                                         if "cu_emt" not in str(p)), ids=str)
 def test_case_runs(path, tmp_path):
-    from multiscale import active_job, analysis_jobs, hopping_job, md_job
-
     raw = (CASES / path).read_text()
     if 'name = "gfn' in raw:
         pytest.importorskip("tblite", reason="the xTB oracle is the optional extra 'oracles'")
     case = tiny(load_case(CASES / path))
-    run_continuum = run_coupled = None
     if case.kind in ("continuum", "coupled"):
         pytest.importorskip("dolfinx_solver", reason="the finite-element stack is an optional extra")
-        from multiscale.continuum_job import run_continuum
-        from multiscale.coupled_job import run_coupled
-    run = {"md": md_job.run_md, "vibrations": analysis_jobs.run_vibrations,
-           "reaction": analysis_jobs.run_reaction, "continuum": run_continuum, "coupled": run_coupled,
-           "active_learning": active_job.run_active, "surface_hopping": hopping_job.run_hopping}[case.kind]
-    report = run(case, (CASES / path).parent, tmp_path, progress=False)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the recorded numbers were made on one thread (reductions in one order)
+    try:
+        report = run_tiny(CASES / path, tmp_path)
+    finally:
+        torch.set_num_threads(threads)
+    recorded = json.loads(RECORDED.read_text()).get(str(path))
+    if recorded is not None:  # the same numbers as when they were recorded (scripts/case_reports.py)
+        from scripts.case_reports import compare, numbers
+
+        assert compare({str(path): recorded}, {str(path): numbers(report)}) == []
     assert (tmp_path / "report.json").exists()
     assert json.loads((tmp_path / "report.json").read_text())["name"] == case.name
     if case.kind == "md":
@@ -231,7 +242,7 @@ def test_continuum_case_with_a_tabulated_law_matches_the_law_it_samples(tmp_path
 
     from continuum.cohesive import UBER
     from continuum.units import J_per_m2
-    from multiscale.continuum_job import run_continuum
+    from multiscale.api import run
 
     case = load_case(CASES / "cu_continuum" / "bonded_blocks.toml")
     uber = UBER(case.interface.W_sep_J_m2 * J_per_m2, case.interface.length_A)
@@ -243,8 +254,8 @@ def test_continuum_case_with_a_tabulated_law_matches_the_law_it_samples(tmp_path
                         solver=replace(case.solver, steps=20))
     reference = replace(case, solver=replace(case.solver, steps=20))
     base = CASES / "cu_continuum"
-    a = run_continuum(reference, base, tmp_path / "uber", progress=False)["final_energies_eV"]
-    b = run_continuum(tabulated, base, tmp_path / "table", progress=False)["final_energies_eV"]
+    a = run(reference, base, output=tmp_path / "uber", progress=False)["final_energies_eV"]
+    b = run(tabulated, base, output=tmp_path / "table", progress=False)["final_energies_eV"]
     assert b["total_eV"] == pytest.approx(a["total_eV"], rel=2e-3)
     assert b["reaction_xmax_x_eV_A"] == pytest.approx(a["reaction_xmax_x_eV_A"], rel=2e-2)
 
@@ -254,7 +265,7 @@ import sys
 from mpi4py import MPI
 import continuum.problem
 from multiscale.case_file import load_case
-from multiscale.continuum_job import run_continuum
+from multiscale.api import run
 
 original = continuum.problem.StaticProblem.energies
 
@@ -265,8 +276,7 @@ def energies(self):  # a fault on rank 1 only, in the middle of the load steps
 
 continuum.problem.StaticProblem.energies = energies
 case = load_case(sys.argv[1])
-run_continuum(case, __import__("pathlib").Path(sys.argv[1]).parent, __import__("pathlib").Path(sys.argv[2]),
-              progress=False)
+run(case, __import__("pathlib").Path(sys.argv[1]).parent, output=sys.argv[2], progress=False)
 """
 
 

@@ -30,7 +30,7 @@ hidden = [8]
 [training]
 max_epochs = 2
 progress = false
-[ensemble]
+[committee]
 members = 2
 [validation]
 reference = "none"
@@ -50,7 +50,8 @@ def _run(args, capsys):
 
 @pytest.mark.parametrize("edit, expected", [
     (lambda t: t.replace("[model.network]", "[model.network]\nwidth = 3"), "model.network.width: unknown key"),
-    (lambda t: t.replace("cutoff = 4.0", "cutoff = \"four\""), "model.descriptor.cutoff: expected a number, got 'four'"),
+    (lambda t: t.replace("cutoff = 4.0", "cutoff = \"four\""),
+     "model.descriptor.cutoff: expected a number, got 'four'"),
     (lambda t: t.replace("cutoff = 4.0", "cutoff = -4.0"), "cutoff must be positive, got -4.0"),
     (lambda t: t.replace("max_epochs = 2", "max_epochs = 2.5"), "training.max_epochs: expected an integer, got 2.5"),
     (lambda t: t.replace('kind = "train"', 'kind = "bake"'), "kind: expected one of"),
@@ -119,6 +120,25 @@ def test_check_command_accepts_shipped_case(capsys):
 def test_too_few_frames_is_a_dataset_error(tmp_path, capsys):
     _frames_file(tmp_path, lambda k, e, f: {"energy": e, "forces": f})  # 3 frames
     path = _case(tmp_path, GOOD.format(dataset='path = "data.extxyz"').replace(
-        "[ensemble]", "[ensemble]\nvalid_fraction = 0.5\ntest_fraction = 0.45"))
+        "[committee]", "[committee]\nvalid_fraction = 0.5\ntest_fraction = 0.45"))
     code, err = _run(["run", str(path), "--output", str(tmp_path / "out")], capsys)
     assert code == 2 and "too few" in err
+
+
+def test_a_bug_is_not_reported_as_bad_input(tmp_path, monkeypatch):
+    """A ValueError from deep inside the library (a bug) is not turned into "bad case file"
+    (exit 2): it propagates with its traceback. Settings that do not fit the structures are a
+    named error (InputMismatch) and do exit 2."""
+    from atomistic.md import driver
+
+    from .conftest import SHIPPED_MODEL
+
+    path = _case(tmp_path, f'kind = "md"\nname = "bug"\n[potential]\npath = "{SHIPPED_MODEL}"\n[structure]\n'
+                           'element = "Cu"\na = 3.6\n[md]\nensemble = "nve"\nsteps = 2\ntimestep_fs = 1.0\n')
+
+    def broken(self, *args, **kwargs):
+        raise ValueError("an internal inconsistency")
+
+    monkeypatch.setattr(driver.MolecularDynamics, "__init__", broken)
+    with pytest.raises(ValueError, match="internal inconsistency"):
+        main(["run", str(path), "--output", str(tmp_path / "out"), "-q"])

@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 
 from atomistic import NNPCalculator
-from atomistic.properties import surface_energy
+from atomistic.analysis.properties import surface_energy
 from continuum.units import J_per_m2
-from coupling.cohesive_law import half_crystals, separation_curve
+from coupling.cohesive_law import half_crystals, interface_plane, model_interface_law, separation_curve
+from coupling.errors import CouplingInputError
 
 A0 = 3.5897  # Å, the shipped model's lattice constant
 
@@ -41,7 +42,8 @@ def test_uber_fit_and_table(rigid_100):
     fit = rigid_100.uber()
     w = rigid_100.work_of_separation_eV_A2
     assert fit.W_sep_eV_A2 == pytest.approx(w, rel=0.01) and 0.2 < fit.length_A < 1.0
-    rms = np.sqrt(np.mean((fit.evaluate(rigid_100.openings_A, 0 * rigid_100.openings_A).phi - rigid_100.energy_eV_A2) ** 2))
+    rms = np.sqrt(np.mean(
+        (fit.evaluate(rigid_100.openings_A, 0 * rigid_100.openings_A).phi - rigid_100.energy_eV_A2) ** 2))
     assert rms < 0.03 * w
     table = rigid_100.table()
     values = table.evaluate(rigid_100.openings_A, 0 * rigid_100.openings_A)
@@ -86,3 +88,18 @@ def test_bad_input(model):
         half_crystals("Cu", A0, plane="211")
     with pytest.raises(ValueError, match="mode"):
         separation_curve(model, "Cu", A0, mode="twist")
+
+
+def test_the_interface_plane_of_a_body_axis():
+    for axis, plane in (((1, 0, 0), "100"), ((0, 0, -3), "100"), ((-1, 1, 0), "110"), ((0, 2, 2), "110"),
+                        ((1, 1, 1), "111"), ((-2, 2, 2), "111")):
+        assert interface_plane(axis) == plane, axis
+    for axis in ((1, 2, 3), (1, 1, 2), (0, 0, 0), (1.0, 1.5, 0.0)):
+        with pytest.raises(CouplingInputError, match=r"must be a <100>, <110> or <111> direction"):
+            interface_plane(axis)
+
+
+def test_the_model_interface_law_is_the_uber_fit_across_that_plane(model):
+    law = model_interface_law(model, "Cu", A0, (0, 1, 0))
+    fit = separation_curve(model, "Cu", A0, plane="100").uber()
+    assert (law.W_sep_eV_A2, law.length_A) == (fit.W_sep_eV_A2, fit.length_A)

@@ -7,7 +7,6 @@ with the Cauchy-Born law, to second order with the linear one.
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 
@@ -21,8 +20,7 @@ from continuum.boundary import Displacement, Symmetry  # noqa: E402
 from continuum.domain import Domain  # noqa: E402
 from continuum.geometry import box  # noqa: E402
 from continuum.problem import StaticProblem  # noqa: E402
-from multiscale.materials import crystal_material  # noqa: E402
-
+from coupling.materials import crystal_material  # noqa: E402
 
 
 def continuum_energy_density(material, stretch: float) -> float:

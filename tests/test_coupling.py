@@ -21,14 +21,24 @@ pytest.importorskip("dolfinx_solver", reason="the finite-element stack is an opt
 from mpi4py import MPI  # noqa: E402
 
 from continuum.boundary import Displacement  # noqa: E402
-from continuum.errors import ContinuumInputError  # noqa: E402
 from continuum.interface import InterfaceLaw  # noqa: E402
 from continuum.problem import StaticProblem  # noqa: E402
 from coupling.cohesive_law import separation_curve  # noqa: E402
+from coupling.errors import CouplingInputError  # noqa: E402
 from coupling.handshake import Handshake  # noqa: E402
 from coupling.problem import CoupledProblem  # noqa: E402
-from tests.coupling_cases import (CUTOFF_A, STRAINS, bar_atoms, bar_domain, bar_geometry, bonded_bars,  # noqa: E402
-                                  cu_crystal, full_atomistic_void, patch_test, void_response)
+from tests.coupling_cases import (  # noqa: E402
+    CUTOFF_A,
+    STRAINS,
+    bar_atoms,
+    bar_domain,
+    bar_geometry,
+    bonded_bars,
+    cu_crystal,
+    full_atomistic_void,
+    patch_test,
+    void_response,
+)
 
 COMM = MPI.COMM_SELF
 
@@ -144,7 +154,7 @@ def test_coupled_forces_are_the_gradient_of_the_coupled_energy(model, cu, law):
     z = problem.z
     n_fe = problem.n_fe
     beta_nodes = bar.handshake.beta(x)
-    free_X = problem.X[problem.region == 0]
+    free_X = problem.region.X[problem.region.free]
     picks = {  # a node of each kind, and free atoms at the interface and inside the bodies
         "continuum node": n_fe and 3 * int(np.argmax(beta_nodes == 0)) + 1,
         "handshake node": 3 * int(np.argmax((beta_nodes > 0.2) & (beta_nodes < 0.8))),
@@ -178,6 +188,9 @@ def test_a_coupled_solve_balances_the_reactions(model, cu):
     alone = StaticProblem(bar_domain(COMM, bar), {"body1": material}, bcs=bcs).solve(1, reactions=("xmax",))[-1]
     print("the same bar all continuum:", alone.reactions_eV_A["xmax"])  # no surface stress: a little stiffer
     assert pull[0] == pytest.approx(alone.reactions_eV_A["xmax"][0], rel=0.15)
+    # composed, not inherited: a continuum problem and an atomistic region behind one energy
+    assert isinstance(problem.continuum, StaticProblem) and not isinstance(problem, StaticProblem)
+    assert problem.region.counts() == problem.regions() and problem.load_factor == 1.0
     atoms = problem.atoms()
     free = atoms.arrays["region"] == 0
     assert np.abs(atoms.arrays["forces"][free]).max() < 1e-5
@@ -195,7 +208,7 @@ def _bar(cu):
 def test_a_handshake_without_atoms_is_refused(model, cu):
     bar, domain, materials = _bar(cu)
     far = Handshake((100.0, 0.0, 0.0), (140.0, 20.0, 20.0), CUTOFF_A, CUTOFF_A + 0.2)
-    with pytest.raises(ContinuumInputError, match="handshake"):
+    with pytest.raises(CouplingInputError, match="handshake"):
         CoupledProblem(domain, materials, bar_atoms(bar), model, far)
 
 
@@ -203,7 +216,7 @@ def test_atoms_outside_the_mesh_are_refused(model, cu):
     bar, domain, materials = _bar(cu)
     atoms = bar_atoms(bar)
     atoms.positions[0] = [bar.atoms_lo - 1.0, -0.5, 1.0]  # in the pad, but off the mesh
-    with pytest.raises(ContinuumInputError, match="outside the mesh"):
+    with pytest.raises(CouplingInputError, match="outside the mesh"):
         CoupledProblem(domain, materials, atoms, model, bar.handshake)
 
 
@@ -211,7 +224,7 @@ def test_a_pad_thinner_than_the_cutoff_is_refused(model, cu):
     bar, domain, materials = _bar(cu)
     hs = bar.handshake
     thin = Handshake(hs.lower_A, hs.upper_A, hs.width_A, 3.0, coupled_faces=hs.coupled_faces)
-    with pytest.raises(ContinuumInputError, match="pad_A = 3.0 .*cutoff"):
+    with pytest.raises(CouplingInputError, match="pad_A = 3.0 .*cutoff"):
         CoupledProblem(domain, materials, bar_atoms(bar), model, thin)
 
 
@@ -219,7 +232,7 @@ def test_atoms_beyond_the_pad_are_refused(model, cu):
     bar, domain, materials = _bar(cu)
     atoms = bar_atoms(bar)
     atoms.positions[0] = [bar.atoms_lo - bar.handshake.pad_A - 1.0, 5.0, 5.0]  # in the continuum, past the pad
-    with pytest.raises(ContinuumInputError, match="beyond the handshake's pad"):
+    with pytest.raises(CouplingInputError, match="beyond the handshake's pad"):
         CoupledProblem(domain, materials, atoms, model, bar.handshake)
 
 
@@ -231,13 +244,13 @@ def test_body_labels_are_required_and_must_match_the_mesh(model, cu, law):
     materials = {"body1": material, "body2": material}
     interfaces = {"gamma": InterfaceLaw(law)}
     atoms = bar_atoms(bar)
-    with pytest.raises(ContinuumInputError, match="no body labels"):
+    with pytest.raises(CouplingInputError, match="no body labels"):
         CoupledProblem(domain, materials, atoms, model, bar.handshake, interfaces=interfaces)
     atoms = bar_atoms(bar, cut=cut, body_tags=(domain.bodies["body2"], domain.bodies["body1"]))  # swapped
-    with pytest.raises(ContinuumInputError, match="labelled body 'body2' but lies in body 'body1'"):
+    with pytest.raises(CouplingInputError, match="labelled body 'body2' but lies in body 'body1'"):
         CoupledProblem(domain, materials, atoms, model, bar.handshake, interfaces=interfaces)
     atoms.arrays["body"][:] = 7
-    with pytest.raises(ContinuumInputError, match=r"labels \[7\] are not body tags"):
+    with pytest.raises(CouplingInputError, match=r"labels \[7\] are not body tags"):
         CoupledProblem(domain, materials, atoms, model, bar.handshake, interfaces=interfaces)
 
 
@@ -245,10 +258,10 @@ def test_periodic_atoms_and_float32_models_are_refused(model, cu):
     bar, domain, materials = _bar(cu)
     atoms = bar_atoms(bar)
     atoms.pbc = True
-    with pytest.raises(ContinuumInputError, match="periodic"):
+    with pytest.raises(CouplingInputError, match="periodic"):
         CoupledProblem(domain, materials, atoms, model, bar.handshake)
     import copy
 
     single = copy.deepcopy(model).float()
-    with pytest.raises(ContinuumInputError, match="float64"):
+    with pytest.raises(CouplingInputError, match="float64"):
         CoupledProblem(domain, materials, bar_atoms(bar), single, bar.handshake)

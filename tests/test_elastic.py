@@ -1,4 +1,4 @@
-"""Elastic constants by autograd (atomistic.elastic) on the shipped Cu model: against stress
+"""Elastic constants by autograd (atomistic.analysis.elastic) on the shipped Cu model: against stress
 finite differences, third order against differences of second order, internal relaxation of hcp
 against relaxed finite differences, invariance under translation and relabelling of the atoms."""
 
@@ -14,7 +14,7 @@ from ase.filters import FrechetCellFilter
 from ase.optimize import BFGS
 
 from atomistic import ElasticConstants, NNPCalculator, elastic_constants
-from atomistic.properties import cubic_elastic_constants, equation_of_state
+from atomistic.analysis.properties import cubic_elastic_constants, equation_of_state
 from atomistic.units import GPa
 
 from .conftest import SHIPPED_MODEL
@@ -140,7 +140,8 @@ def test_third_order_matches_differences_of_second_order(fcc, model):
     atoms, ec = fcc
     c3 = ec.C3
     h = 1e-4
-    assert np.abs(brugger_c2_at(model, atoms, np.zeros(6)) - elastic_constants(model, atoms, relax_ions=False).C).max() < 1e-9
+    assert np.abs(brugger_c2_at(model, atoms, np.zeros(6))
+                  - elastic_constants(model, atoms, relax_ions=False).C).max() < 1e-9
     fd = np.zeros((6, 6, 6))
     for k in range(6):
         step = h * np.eye(6)[k]
@@ -230,7 +231,7 @@ def test_translation_and_permutation_leave_constants_unchanged(hcp, model):
         np.testing.assert_allclose(other.C3, reference.C3, atol=1e-10 * np.abs(reference.C3).max())
 
 
-def test_ensemble_clamped_constants_are_member_means(model, a0):
+def test_committee_clamped_constants_are_member_means(model, a0):
     atoms = bulk("Cu", "fcc", a=a0)
     mean = elastic_constants(model, atoms, relax_ions=False).C
     members = np.mean([elastic_constants(m, atoms, relax_ions=False).C for m in model.members], axis=0)
@@ -240,7 +241,7 @@ def test_ensemble_clamped_constants_are_member_means(model, a0):
 def test_unrelaxed_atoms_are_reported(hcp, model, caplog):
     atoms = hcp.copy()
     atoms.positions[0] += [0.05, 0.0, 0.02]
-    with caplog.at_level(logging.WARNING, logger="atomistic.elastic"):
+    with caplog.at_level(logging.WARNING, logger="atomistic.analysis.elastic"):
         elastic_constants(model, atoms)
     assert "relax the atoms" in caplog.text
 
@@ -254,9 +255,9 @@ def test_non_periodic_structures_are_rejected(model, pbc):
 
 
 def test_strain_derivatives_rejects_bad_order(model):
-    from atomistic.forces import strain_derivatives
-    from atomistic.neighbors import build_neighbors
-    from atomistic.structure import from_atoms
+    from atomistic.potential.forces import strain_derivatives
+    from atomistic.potential.neighbors import build_neighbors
+    from atomistic.potential.structure import from_atoms
 
     s = from_atoms(bulk("Cu", "fcc", a=3.6), model.species)
     with pytest.raises(ValueError, match="order must be 2 or 3"):

@@ -14,12 +14,11 @@ from ase import units
 from ase.build import bulk
 
 from atomistic import NNPCalculator
+from atomistic.analysis.properties import equation_of_state
+from atomistic.analysis.thermo import block_average
 from atomistic.md import Barostat, MDSettings, MolecularDynamics, Thermostat
 from atomistic.md.state import kinetic_energy, kinetic_tensor, pressure
-from atomistic.properties import equation_of_state
 from atomistic.testing import TEST_DEVICE
-from atomistic.thermo import block_average
-
 
 
 def replicas(n, a=3.6, seed=0):
@@ -113,7 +112,7 @@ def test_compressibility_from_npt_fluctuations_matches_the_300K_equation_of_stat
     pressures of NVT runs at +-1.5 % volume around the NPT volume (the model's isothermal equation of
     state at the same temperature): within 5 %. The 0 K equation-of-state B is reported beside it:
     thermal expansion softens this model's Cu by about 10 % at 300 K, so B(0 K) is not the reference."""
-    from atomistic.thermo import compressibility
+    from atomistic.analysis.thermo import compressibility
 
     s = MDSettings(ensemble="npt", steps=5000, timestep_fs=4.0, thermostat=Thermostat("langevin", T, 100.0),
                    barostat=Barostat("isotropic", pressure_GPa=0.0, time_fs=200.0, compressibility_per_GPa=0.007),
@@ -140,11 +139,12 @@ def test_compressibility_from_npt_fluctuations_matches_the_300K_equation_of_stat
 def test_heat_capacity_from_fluctuations_matches_finite_differences(model, a0):
     """Cv = var(E) / (kB T^2) at 300 K (model noise subtracted) against d<E>/dT from NVT runs at
     250 K and 350 K: within 5 %."""
-    from atomistic.thermo import heat_capacity
+    from atomistic.analysis.thermo import heat_capacity
 
     e300 = nvt_samples(model, a0, T, seed=20)[..., 0]
     cv = heat_capacity(e300, T, n_atoms=4)
-    means = [block_average(nvt_samples(model, a0, t, seed=21 + k)[..., 0].mean(1)) for k, t in enumerate((250.0, 350.0))]
+    means = [block_average(nvt_samples(model, a0, t, seed=21 + k)[..., 0].mean(1))
+             for k, t in enumerate((250.0, 350.0))]
     (e_lo, err_lo), (e_hi, err_hi) = means
     cv_fd = (e_hi - e_lo) / 100.0  # eV/K per 4-atom cell
     cv_fd_err = np.hypot(err_lo, err_hi) / 100.0

@@ -17,10 +17,10 @@ CASES = ROOT / "cases" / "multistate"
 
 
 def test_tully1_case_transmits_like_exact_quantum_scattering(tmp_path):
-    from multiscale.hopping_job import run_hopping
+    from multiscale.api import run
 
     case = load_case(CASES / "tully1_fssh.toml")
-    report = run_hopping(case, CASES, tmp_path, progress=False)
+    report = run(case, CASES, output=tmp_path, progress=False)
     n, exact = case.initial.trajectories, 0.3590  # k = 16, docs/references/tully_models.md
     upper = report["branching"]["transmitted"][1]
     assert abs(upper - exact) < 3 * (exact * (1 - exact) / n) ** 0.5 + 0.01, upper
@@ -33,9 +33,9 @@ def test_tully1_case_transmits_like_exact_quantum_scattering(tmp_path):
 
 def test_lif_case_trains_within_its_stated_errors_and_conserves_energy(tmp_path):
     """Stated (measured 1.0 meV, 5.9 meV/Å, 4.9 %) on the 9 held-out SA-CASSCF geometries."""
-    from multiscale.hopping_job import run_hopping
+    from multiscale.api import run
 
-    report = run_hopping(load_case(CASES / "lif_photodissociation.toml"), CASES, tmp_path, progress=False)
+    report = run(load_case(CASES / "lif_photodissociation.toml"), CASES, output=tmp_path, progress=False)
     t = report["training"]
     assert t["test_energy_mae_eV"] < 3e-3 and t["test_force_mae_eV_A"] < 0.015 and t["test_coupling_rel_l1"] < 0.12, t
     assert report["max_energy_change_eV"] < 2e-3
@@ -73,18 +73,18 @@ def test_bad_surface_hopping_case_exits_2(model, rest, message, tmp_path, capsys
 
 def test_lif_model_file_round_trips_through_a_case(tmp_path):
     """A model trained by one case runs in another via [model] path."""
-    from multiscale.hopping_job import run_hopping
+    from multiscale.api import run
 
     text = (CASES / "lif_photodissociation.toml").read_text().replace("epochs = 2000", "epochs = 30")
     text = text.replace("trajectories = 1000", "trajectories = 20").replace("steps = 1200", "steps = 40")
     first = tmp_path / "train.toml"
     first.write_text(text.replace('dataset = "lif_sa_casscf.extxyz"', f'dataset = "{CASES / "lif_sa_casscf.extxyz"}"')
                      .replace('file = "lif_sa_casscf.extxyz"', f'file = "{CASES / "lif_sa_casscf.extxyz"}"'))
-    run_hopping(load_case(first), tmp_path, tmp_path / "a", progress=False)
+    run(load_case(first), tmp_path, output=tmp_path / "a", progress=False)
     second = tmp_path / "reuse.toml"
     lines = [ln for ln in first.read_text().splitlines()
              if not ln.startswith(("dataset", "hidden", "cutoff_A", "epochs", "coupling_weight"))]
     body = "\n".join(lines).replace("[model.train]", f'[model]\npath = "{tmp_path / "a" / "model.safetensors"}"')
     second.write_text(body)
-    report = run_hopping(load_case(second), tmp_path, tmp_path / "b", progress=False)
+    report = run(load_case(second), tmp_path, output=tmp_path / "b", progress=False)
     assert report["n_states"] == 2 and json.loads((tmp_path / "b" / "report.json").read_text())["name"]

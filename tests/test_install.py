@@ -22,7 +22,7 @@ BLOCKER = textwrap.dedent("""
 
 def test_atomistic_imports_without_dolfinx_or_mpi():
     code = BLOCKER + textwrap.dedent("""
-        import atomistic, atomistic.training.ensemble, atomistic.properties, atomistic.testing
+        import atomistic, atomistic.training.committee, atomistic.analysis.properties, atomistic.testing
         from atomistic import load_potential, NNPCalculator
         import multiscale.cli, multiscale.api
         bad = [m for m in sys.modules if m.split('.')[0] in {'dolfinx', 'mpi4py', 'petsc4py'}]

@@ -14,7 +14,6 @@ from atomistic import NNPCalculator
 from atomistic.md import Barostat, MDBlowUp, MDSettings, MolecularDynamics, Thermostat
 from atomistic.testing import TEST_DEVICE
 
-
 A0 = 3.59  # Å, near the shipped model's lattice constant
 
 

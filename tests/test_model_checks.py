@@ -42,9 +42,9 @@ class TestShippedModel(ModelChecks):
 def test_stress_of_a_structure_without_cell_is_nan():
     from ase.build import molecule
 
-    from atomistic.forces import predict
-    from atomistic.neighbors import build_neighbors
-    from atomistic.structure import from_atoms
+    from atomistic.potential.forces import predict
+    from atomistic.potential.neighbors import build_neighbors
+    from atomistic.potential.structure import from_atoms
 
     model = _untrained(["Cu"])
     atoms = molecule("H2")
@@ -58,9 +58,9 @@ def test_stress_of_a_structure_without_cell_is_nan():
 def test_chunked_evaluation_equals_whole_for_a_batch_with_stress():
     from ase.build import bulk
 
-    from atomistic.forces import predict
-    from atomistic.neighbors import build_neighbors
-    from atomistic.structure import from_atoms
+    from atomistic.potential.forces import predict
+    from atomistic.potential.neighbors import build_neighbors
+    from atomistic.potential.structure import from_atoms
 
     model = _untrained(["Cu", "Ag"])
     frames = [bulk("Cu", "fcc", a=3.6, cubic=True).repeat(3) for _ in range(2)]

@@ -11,8 +11,17 @@ from ase.build import bulk, molecule
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from atomistic import (BPPotential, Ensemble, ModelFileError, NNPCalculator, NetworkSettings,
-                       UnknownSpeciesError, load_potential, read_header, save_potential)
+from atomistic import (
+    BPPotential,
+    Committee,
+    ModelFileError,
+    NetworkSettings,
+    NNPCalculator,
+    UnknownSpeciesError,
+    load_potential,
+    read_header,
+    save_potential,
+)
 
 
 def _model(seed=0, species=("Cu",)):
@@ -26,7 +35,7 @@ def _energy(model, atoms):
     return atoms.get_potential_energy()
 
 
-def test_round_trip_single_and_ensemble(tmp_path):
+def test_round_trip_single_and_committee(tmp_path):
     atoms = bulk("Cu", "fcc", a=3.6).repeat(2)
     atoms.rattle(0.05, seed=0)
     single = _model()
@@ -38,9 +47,9 @@ def test_round_trip_single_and_ensemble(tmp_path):
     for key in ("format_version", "species", "cutoff", "descriptor", "network", "units", "dataset_hash",
                 "code_version"):
         assert key in header
-    ens = Ensemble([_model(1), _model(2), _model(3)])
+    ens = Committee([_model(1), _model(2), _model(3)])
     loaded = load_potential(save_potential(ens, tmp_path / "ens.safetensors"))
-    assert isinstance(loaded, Ensemble) and len(loaded) == 3
+    assert isinstance(loaded, Committee) and len(loaded) == 3
     assert _energy(loaded, atoms) == pytest.approx(_energy(ens, atoms), abs=1e-12)
 
 
@@ -101,9 +110,9 @@ def test_atoms_with_an_unknown_element_are_named(tmp_path):
         atoms.get_potential_energy()
 
 
-def test_calculator_results_and_ensemble_disagreement():
+def test_calculator_results_and_committee_disagreement():
     members = [_model(k) for k in range(3)]
-    ens = Ensemble(members)
+    ens = Committee(members)
     atoms = bulk("Cu", "fcc", a=3.6, cubic=True).repeat(2)
     atoms.rattle(0.1, seed=2)
     atoms.calc = NNPCalculator(ens)

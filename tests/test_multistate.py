@@ -10,8 +10,14 @@ import numpy as np
 import pytest
 import torch
 
-from atomistic.multistate import (ConicalIntersection, ThreeState, TullyDual, TullyExtended, TullySimple,
-                                  adiabatic_states)
+from atomistic.multistate import (
+    ConicalIntersection,
+    ThreeState,
+    TullyDual,
+    TullyExtended,
+    TullySimple,
+    adiabatic_states,
+)
 
 
 def line(xs):
@@ -283,8 +289,8 @@ def test_bound_model_all_pairs_table_equals_the_neighbour_list():
 
     from atomistic import DescriptorSettings, NetworkSettings
     from atomistic.multistate import DiabaticPotential
-    from atomistic.neighbors import build_neighbors
-    from atomistic.structure import from_atoms
+    from atomistic.potential.neighbors import build_neighbors
+    from atomistic.potential.structure import from_atoms
 
     torch.manual_seed(1)
     mol = molecule("CH3OH")
@@ -407,12 +413,13 @@ def _grid_2d(half_width, n):
 
 
 # reference, axes, training samples, half-width of the sampled box (bohr for Tully's models and
-# ThreeState, Å for the cone), the coupling weight of the loss, and the stated errors on held-out points: energy MAE (meV), force
-# MAE (meV/Å), |d| relative L1 error. Measured (2026-11-27, CPU, float64): Tully 1 0.49 / 0.84 /
-# 0.019; Tully 2 1.7 / 1.3 / 0.015; Tully 3 3.1 / 7.2 / 0.34; ThreeState 0.51 / 0.61 / 0.047;
-# cone 0.53 / 1.7 / 0.051 (the cone's spans 2.9 eV; the bounds leave room for other CPUs' rounding
-# and are still a fraction of a per cent of each span). Tully 3 is the hard one: its 33 meV gap on the left sits under a matrix
-# that spans 10.9 eV, so its coupling needs 3e-4 relative precision of a generic network.
+# ThreeState, Å for the cone), the coupling weight of the loss, and the stated errors on held-out
+# points: energy MAE (meV), force MAE (meV/Å), |d| relative L1 error. Measured (2026-11-27, CPU,
+# float64): Tully 1 0.49 / 0.84 / 0.019; Tully 2 1.7 / 1.3 / 0.015; Tully 3 3.1 / 7.2 / 0.34;
+# ThreeState 0.51 / 0.61 / 0.047; cone 0.53 / 1.7 / 0.051 (the cone's spans 2.9 eV; the bounds
+# leave room for other CPUs' rounding and are still a fraction of a per cent of each span). Tully 3
+# is the hard one: its 33 meV gap on the left sits under a matrix that spans 10.9 eV, so its
+# coupling needs 3e-4 relative precision of a generic network.
 TRAINED = {
     "tully1": (TullySimple, (0,), 200, 6.0, 10.0, (1.5, 2.0, 0.05)),
     "tully2": (TullyDual, (0,), 200, 8.0, 10.0, (4.0, 4.0, 0.05)),
@@ -436,7 +443,8 @@ def test_model_trained_on_analytic_surfaces_reproduces_them_phase_free(name):
     rng = np.random.default_rng(0)
     unit = 1.0 if len(axes) == 2 else BOHR_A
     if len(axes) == 1:
-        train_pos, test_pos = line(rng.uniform(-half, half, n_train) * unit), line(np.linspace(-0.99, 0.99, 101) * half * unit)
+        train_pos = line(rng.uniform(-half, half, n_train) * unit)
+        test_pos = line(np.linspace(-0.99, 0.99, 101) * half * unit)
     else:
         train_pos = torch.zeros(n_train, 1, 3, dtype=torch.float64)
         train_pos[:, 0, :2] = torch.as_tensor(rng.uniform(-half, half, (n_train, 2)))

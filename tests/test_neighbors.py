@@ -7,8 +7,8 @@ from ase import Atoms
 from ase.build import bulk
 from ase.neighborlist import neighbor_list
 
-from atomistic.neighbors import build_neighbors
-from atomistic.structure import from_atoms
+from atomistic.potential.neighbors import build_neighbors
+from atomistic.potential.structure import from_atoms
 
 
 def _pairs_ours(atoms, cutoff):

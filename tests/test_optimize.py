@@ -1,4 +1,4 @@
-"""FIRE on the device (atomistic.optimize.relax) against ASE's optimisers on the same model:
+"""FIRE on the device (atomistic.analysis.optimize.relax) against ASE's optimisers on the same model:
 minima with fixed atoms, batching, cell relaxation to the equation-of-state lattice constant and
 to a target pressure."""
 
@@ -13,11 +13,10 @@ from ase.filters import UnitCellFilter
 from ase.optimize import BFGS
 
 from atomistic import NNPCalculator
-from atomistic.optimize import relax
-from atomistic.properties import equation_of_state
+from atomistic.analysis.optimize import relax
+from atomistic.analysis.properties import equation_of_state
 from atomistic.testing import TEST_DEVICE
 from atomistic.units import GPa
-
 
 FMAX = 1e-5  # eV/Å
 

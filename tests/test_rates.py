@@ -8,15 +8,15 @@ import numpy as np
 import pytest
 from ase import Atoms, units
 
-from atomistic.analytic import DoubleWell, MuellerBrown
-from atomistic.ensemble import Ensemble
+from atomistic.analysis.rates import arrhenius_plot, committee_rates, htst_rate, rate_band
+from atomistic.analysis.vibrations import normal_modes
 from atomistic.md import MDSettings, MolecularDynamics, Safety, Thermostat
-from atomistic.rates import arrhenius_plot, committee_rates, ensemble_rate, htst_rate
-from atomistic.vibrations import normal_modes
+from atomistic.potential.analytic import DoubleWell, MuellerBrown
+from atomistic.potential.committee import Committee
 from tests.test_analytic import mb_reference
 
 # SI constants (ASE's CODATA set, so that round-off, not the CODATA year, sets the tolerances);
-# every conversion below is written out here, independently of atomistic.rates and .vibrations
+# every conversion below is written out here, independently of atomistic.analysis.rates and .vibrations
 EV, AMU, ANGSTROM = units._e, units._amu, 1e-10  # J, kg, m
 KB = units._k / EV  # eV/K
 H = units._hplanck / EV  # eV s
@@ -110,14 +110,14 @@ def test_committee_band_width_is_the_student_t_prediction_interval(tmp_path):
     t = np.linspace(250, 800, 12)
     k0 = htst_rate(t, 0.4, NU_R, NU_S)
     d = np.array([0.01, -0.02, 0.005, 0.015])
-    band = ensemble_rate(t, 0.4 + d, [NU_R] * 4, [NU_S] * 4)
+    band = rate_band(t, 0.4 + d, [NU_R] * 4, [NU_S] * 4)
     centre = np.log(k0) - d.mean() / (KB * t)
     half = 3.182446305284263 * d.std(ddof=1) * np.sqrt(1.25) / (KB * t)
     assert np.log(band.rate) == pytest.approx(centre, rel=1e-12)
     assert np.log(band.upper) == pytest.approx(centre + half, rel=1e-12)
     assert np.log(band.lower) == pytest.approx(centre - half, rel=1e-12)
     assert band.member_rates.shape == (4, 12) and band.member_barriers_eV == pytest.approx(0.4 + d)
-    same = ensemble_rate(t, [0.4] * 4, [NU_R] * 4, [NU_S] * 4, quantum=True)
+    same = rate_band(t, [0.4] * 4, [NU_R] * 4, [NU_S] * 4, quantum=True)
     k_q = htst_rate(t, 0.4, NU_R, NU_S, quantum=True)
     assert same.lower == pytest.approx(k_q, rel=1e-12) and same.upper == pytest.approx(k_q, rel=1e-12)
     png = arrhenius_plot(tmp_path / "arrhenius.png", band)
@@ -136,7 +136,7 @@ def test_committee_band_covers_the_truth():
     n = 4000
     for _ in range(n):
         draws = [(0.4 + rng.normal(scale=0.01), NU_R * (1 + rng.normal(scale=0.03)), NU_S) for _ in range(5)]
-        band = ensemble_rate(t, *map(list, zip(*draws[:4])))
+        band = rate_band(t, *map(list, zip(*draws[:4])))
         new = htst_rate(t, *draws[4])[0]
         covered_truth += band.lower[0] < truth < band.upper[0]
         covered_new += band.lower[0] < new < band.upper[0]
@@ -144,13 +144,13 @@ def test_committee_band_covers_the_truth():
     assert covered_truth >= covered_new
 
 
-def test_committee_rates_from_an_ensemble_of_surfaces():
+def test_committee_rates_from_a_committee_of_surfaces():
     """committee_rates computes each member's barrier and modes through the model interface:
     double wells with barriers 0.20..0.23 eV give member rates nu_0,m exp(-V0,m/kB T)."""
     barriers = [0.20, 0.21, 0.22, 0.23]
     members = [DoubleWell(v, 1.0, 1.5, symbol="H") for v in barriers]
     m = particle(0.0).get_masses()[0]
-    band = committee_rates(Ensemble(members), particle(1.0), particle(0.0), T, project_rigid=False)
+    band = committee_rates(Committee(members), particle(1.0), particle(0.0), T, project_rigid=False)
     assert band.member_barriers_eV == pytest.approx(barriers, abs=1e-12)
     expected = [nu_hz(8 * v, m) * np.exp(-v / (KB * T)) for v in barriers]
     assert band.member_rates == pytest.approx(np.array(expected), rel=1e-6)
@@ -172,9 +172,9 @@ def test_committee_rates_from_an_ensemble_of_surfaces():
     (lambda: htst_rate(300.0, 0.1, [100.0, 200.0], [-50.0, 0.0]), "zero frequency"),
     (lambda: htst_rate(300.0, 0.1, [100.0, 200.0, 300.0], [-50.0]), "expected 3"),
     (lambda: htst_rate(300.0, 0.1, [[100.0]], [-50.0]), "1-D"),
-    (lambda: ensemble_rate(300.0, [0.1], [[100.0]], [[-50.0]]), ">= 2 members"),
-    (lambda: ensemble_rate(300.0, [0.1, 0.1], [[100.0]] * 2, [[-50.0]] * 2, confidence=1.0), "confidence"),
-    (lambda: ensemble_rate(300.0, [0.1, 0.1], [[100.0]] * 2, [[-50.0], [50.0]]), "member 1"),
+    (lambda: rate_band(300.0, [0.1], [[100.0]], [[-50.0]]), ">= 2 members"),
+    (lambda: rate_band(300.0, [0.1, 0.1], [[100.0]] * 2, [[-50.0]] * 2, confidence=1.0), "confidence"),
+    (lambda: rate_band(300.0, [0.1, 0.1], [[100.0]] * 2, [[-50.0], [50.0]]), "member 1"),
 ])
 def test_bad_input(call, match):
     with pytest.raises(ValueError, match=match):

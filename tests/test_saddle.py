@@ -21,11 +21,11 @@ from ase.vibrations import Vibrations
 from scipy import optimize
 
 from atomistic import NNPCalculator
-from atomistic.analytic import DoubleWell, MuellerBrown
-from atomistic.io import load_potential
-from atomistic.irc import irc, irc_plot, write_irc
+from atomistic.analysis.irc import irc, irc_plot, write_irc
+from atomistic.analysis.saddle import SaddleError, neb, prfo_step, refine_saddle
+from atomistic.potential.analytic import DoubleWell, MuellerBrown
+from atomistic.potential.io import load_potential
 from atomistic.recipes.cu_emt import adatom_hop_images, emt_lattice_constant
-from atomistic.saddle import SaddleError, neb, prfo_step, refine_saddle
 from atomistic.testing import TEST_DEVICE
 
 from .conftest import SHIPPED_MODEL
@@ -230,6 +230,6 @@ def test_input_errors(caplog):
         irc(dw, _particle(1.0), project_rigid=False)
     with pytest.raises(SaddleError, match="max_steps=0"):
         refine_saddle(dw, _particle(0.3), project_rigid=False, max_steps=0)
-    with caplog.at_level(logging.WARNING, logger="atomistic.saddle"):
+    with caplog.at_level(logging.WARNING, logger="atomistic.analysis.saddle"):
         neb(MuellerBrown(), _particle(-0.56, 1.44), _particle(-0.05, 0.47), max_steps=1)
     assert "NEB stopped after 1 steps" in caplog.text

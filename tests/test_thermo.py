@@ -5,7 +5,7 @@ import pytest
 from ase import units
 from scipy.signal import lfilter
 
-from atomistic.thermo import (
+from atomistic.analysis.thermo import (
     block_average,
     blocking,
     compressibility,

@@ -13,10 +13,9 @@ from ase.constraints import FixAtoms
 from ase.vibrations import Vibrations
 
 from atomistic import NNPCalculator
-from atomistic.optimize import relax
+from atomistic.analysis.optimize import relax
+from atomistic.analysis.timestep import lanczos_largest, largest_eigenvalue, suggest_timestep
 from atomistic.testing import TEST_DEVICE
-from atomistic.timestep import lanczos_largest, largest_eigenvalue, suggest_timestep
-
 
 C_CM_PER_S = 2.99792458e10
 

@@ -1,4 +1,4 @@
-"""Training: the loss falls, checkpoints resume exactly, ensembles differ, the train case runs end to end."""
+"""Training: the loss falls, checkpoints resume exactly, committee members differ, the train case runs end to end."""
 
 import json
 
@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from atomistic import Ensemble, load_potential
-from atomistic.data import prepare, read_frames, write_frames
-from atomistic.models import BPPotential, NetworkSettings
-from atomistic.descriptors import DescriptorSettings
+from atomistic import Committee, load_potential
+from atomistic.potential.descriptors import DescriptorSettings
+from atomistic.potential.models import BPPotential, NetworkSettings
 from atomistic.recipes import cu_emt
+from atomistic.training.data import prepare, read_frames, write_frames
 from atomistic.training.trainer import TrainSettings, fit, initialise
 
 SPECIES = ["Cu"]
@@ -78,8 +78,8 @@ def test_shipped_train_case_in_a_tiny_variant_and_resume(tmp_path):
     """cases/cu_emt/train.toml itself, with a small dataset, two members and three epochs."""
     from dataclasses import replace
 
+    from multiscale.api import run
     from multiscale.case_file import load_case
-    from multiscale.train_job import run_train
 
     from .conftest import ROOT
 
@@ -87,25 +87,25 @@ def test_shipped_train_case_in_a_tiny_variant_and_resume(tmp_path):
     case = load_case(shipped)
     case = replace(case, dataset=replace(case.dataset, size=0.05),
                    training=replace(case.training, max_epochs=3, progress=False),
-                   ensemble=replace(case.ensemble, members=2),
+                   committee=replace(case.committee, members=2),
                    learning_curve=replace(case.learning_curve, fractions=(0.5,)),
                    validation=replace(case.validation, reference="none"),
                    output=replace(case.output, model_name="model.safetensors"))
     out = tmp_path / "out"
-    run_train(case, shipped.parent, out, progress=False)
+    run(case, shipped.parent, output=out, progress=False)
     for name in ("dataset.extxyz", "model.safetensors", "metrics.json", "report.json", "parity.png",
                  "learning_curve.png", "training_curves.png", "checkpoints/member0.ckpt",
                  "checkpoints/member1.ckpt"):
         assert (out / name).exists(), name
     model = load_potential(out / "model.safetensors")
-    assert isinstance(model, Ensemble) and len(model) == 2
+    assert isinstance(model, Committee) and len(model) == 2
     w0, w1 = (m.networks[0][0].weight for m in model.members)
     assert not torch.equal(w0, w1)  # different seeds and subsets
     report = json.loads((out / "report.json").read_text())
-    assert report["test_errors"]["ensemble"]["force_mae_meV_per_A"] > 0
+    assert report["test_errors"]["committee"]["force_mae_meV_per_A"] > 0
     assert [r["n_frames"] for r in report["learning_curve"]][-1] > report["learning_curve"][0]["n_frames"]
     # resume: finished members are not retrained, and the result is the same model
-    run_train(case, shipped.parent, out, resume=True, progress=False)
+    run(case, shipped.parent, output=out, resume=True, progress=False)
     again = load_potential(out / "model.safetensors")
     for a, b in zip(model.state_dict().values(), again.state_dict().values()):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
@@ -114,7 +114,7 @@ def test_shipped_train_case_in_a_tiny_variant_and_resume(tmp_path):
 
     changed = replace(case, training=replace(case.training, lr=1e-4))
     with pytest.raises(CheckpointMismatch, match="other settings"):
-        run_train(changed, shipped.parent, out, resume=True, progress=False)
+        run(changed, shipped.parent, output=out, resume=True, progress=False)
 
 
 def test_training_frames_drop_cross_body_edges():

@@ -18,8 +18,8 @@ from dolfinx import fem  # noqa: E402
 from mpi4py import MPI  # noqa: E402
 
 from continuum.domain import Domain  # noqa: E402
-from continuum.errors import ContinuumInputError  # noqa: E402
 from continuum.geometry import box  # noqa: E402
+from coupling.errors import CouplingInputError  # noqa: E402
 from coupling.transfer import AtomTransfer  # noqa: E402
 
 COMM = MPI.COMM_WORLD
@@ -84,7 +84,7 @@ def test_atoms_outside_the_mesh_are_refused():
     V = fem.functionspace(domain.mesh, ("Lagrange", 1, (3,)))
     X = atoms()
     X[7] = [4.5, 1.0, 1.0]
-    with pytest.raises(ContinuumInputError, match="atom 7 at \\[4.5, 1.0, 1.0\\] Å lies outside the mesh"):
+    with pytest.raises(CouplingInputError, match="atom 7 at \\[4.5, 1.0, 1.0\\] Å lies outside the mesh"):
         AtomTransfer(V, X if COMM.rank == 0 else None)
 
 

@@ -1,10 +1,10 @@
-"""DESIGN V6: the shipped Cu ensemble against EMT itself, property by property."""
+"""DESIGN V6: the shipped Cu committee against EMT itself, property by property."""
 
 import pytest
 from ase.calculators.emt import EMT
 
 from atomistic import NNPCalculator, load_potential, read_header
-from atomistic.properties import V6_TOLERANCES, fcc_properties
+from atomistic.analysis.properties import V6_TOLERANCES, fcc_properties
 
 from .conftest import SHIPPED_MODEL
 

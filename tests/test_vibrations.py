@@ -15,9 +15,8 @@ from ase.optimize import BFGS
 from ase.vibrations import Vibrations
 
 from atomistic import NNPCalculator
+from atomistic.analysis.vibrations import count_imaginary, normal_modes, spectrum_plot
 from atomistic.testing import TEST_DEVICE
-from atomistic.vibrations import count_imaginary, normal_modes, spectrum_plot
-
 
 
 @pytest.fixture(scope="module")
@@ -117,7 +116,7 @@ def test_a_non_stationary_point_is_handled(model, tmp_path, caplog):
     c = Icosahedron("Cu", 2)
     c.center(vacuum=6.0)
     c.positions = c.get_center_of_mass() + 1.08 * (c.positions - c.get_center_of_mass())
-    with caplog.at_level(logging.WARNING, logger="atomistic.vibrations"):
+    with caplog.at_level(logging.WARNING, logger="atomistic.analysis.vibrations"):
         modes = normal_modes(model, c)
     assert "non-stationary point" in caplog.text and modes.max_force > 0.1
     assert modes.frequencies_cm.min() < -10.0 and count_imaginary(modes) >= 1

@@ -9,9 +9,9 @@ import torch
 from ase.build import bulk
 
 from atomistic import load_potential
-from atomistic.forces import predict
-from atomistic.neighbors import build_neighbors
-from atomistic.structure import from_atoms
+from atomistic.potential.forces import predict
+from atomistic.potential.neighbors import build_neighbors
+from atomistic.potential.structure import from_atoms
 
 from .conftest import SHIPPED_MODEL
 
@@ -52,7 +52,8 @@ def test_unit_weights_change_nothing_and_chunks_agree(setup):
     model, atoms, w = setup
     plain = weighted(model, atoms, None, stress=True)
     ones = weighted(model, atoms, torch.ones(len(atoms), dtype=torch.float64), stress=True)
-    assert torch.allclose(plain.forces, ones.forces, atol=1e-13) and torch.allclose(plain.stress, ones.stress, atol=1e-13)
+    assert (torch.allclose(plain.forces, ones.forces, atol=1e-13)
+            and torch.allclose(plain.stress, ones.stress, atol=1e-13))
     whole = weighted(model, atoms, w, stress=True, chunk_size=None)
     chunked = weighted(model, atoms, w, stress=True, chunk_size=7)
     assert torch.allclose(whole.forces, chunked.forces, atol=1e-12)

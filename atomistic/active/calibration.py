@@ -8,16 +8,14 @@ atom. Spearman's rho of each pair says how well the disagreement ranks the true 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import torch
 from ase import Atoms
 
-from ..ensemble import Ensemble, atom_force_disagreement, predict_ensemble
-from ..neighbors import build_neighbors
-from ..structure import from_atoms
+from atomistic.potential.committee import Committee, atom_force_disagreement, evaluate_committee
 
 
 @dataclass
@@ -66,22 +64,20 @@ def spearman(x: Sequence[float], y: Sequence[float]) -> float:
     return float(spearmanr(x, y).statistic)
 
 
-def committee_errors(ensemble: Ensemble, frames: Sequence[Atoms], *, batch_size: int = 32) -> CommitteeErrors:
-    """Evaluate ``ensemble`` on labelled ``frames`` (energy and forces from their calculators)."""
+def committee_errors(committee: Committee, frames: Sequence[Atoms], *, batch_size: int = 32) -> CommitteeErrors:
+    """Evaluate ``committee`` on labelled ``frames`` (energy and forces from their calculators)."""
     if not frames:
         raise ValueError("committee_errors needs at least one labelled frame")
     out = {k: [] for k in ("d", "max_error", "spread", "e_err", "atom_d", "atom_err", "f_ref", "f_pred")}
-    device = next(ensemble.parameters()).device
     for start in range(0, len(frames), batch_size):
         chunk = frames[start:start + batch_size]
-        s = from_atoms(chunk, ensemble.species, device=device, dtype=ensemble.dtype)
-        p = predict_ensemble(ensemble, s, build_neighbors(s, ensemble.cutoff, ensemble.angular_cutoff))
+        p = evaluate_committee(committee, chunk)
         n = torch.as_tensor([len(a) for a in chunk], dtype=torch.float64)
         f_ref = torch.as_tensor(np.concatenate([a.get_forces() for a in chunk]))
         e_ref = torch.as_tensor([a.get_potential_energy() for a in chunk])
         f_pred = p.forces.detach().cpu().to(torch.float64)
         err = torch.linalg.vector_norm(f_pred - f_ref, dim=1)
-        batch = s.batch.cpu()
+        batch = torch.repeat_interleave(torch.arange(len(chunk)), n.long())  # structure of each atom
         out["d"].append(p.force_disagreement.detach().cpu())
         out["max_error"].append(torch.zeros(len(chunk), dtype=torch.float64).scatter_reduce(
             0, batch, err, reduce="amax", include_self=True))

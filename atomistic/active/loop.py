@@ -30,40 +30,34 @@ import io
 import json
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
 from ase import Atoms
-from ase.io import write
 from tqdm.auto import tqdm
 
-from ..atomic_files import CheckpointMismatch, atomic_path
-from ..data import Frame, prepare
-from ..descriptors import DescriptorSettings
-from ..ensemble import Ensemble, predict_ensemble
-from ..io import load_potential, save_potential
-from ..md import MDBlowUp, MDSettings, MolecularDynamics, Thermostat
-from ..md.output import truncate
-from ..models import NetworkSettings
-from ..neighbors import build_neighbors
-from ..structure import from_atoms
-from ..training.ensemble import train_model
-from ..training.trainer import TrainSettings, fit
-from .oracle import Oracle, OracleFailure
-from .store import LabelledStore
+from atomistic.active.oracle import Oracle
+from atomistic.active.store import LabelledStore
+from atomistic.atomic_files import atomic_path, write_extxyz
+from atomistic.errors import ActiveLearningError, CheckpointMismatch, MDBlowUp, OracleFailure
+from atomistic.md import MDSettings, MolecularDynamics, Thermostat
+from atomistic.md.output import truncate
+from atomistic.potential.committee import Committee, CommitteePrediction, evaluate_committee, predict_committee
+from atomistic.potential.descriptors import DescriptorSettings
+from atomistic.potential.io import load_potential, save_potential
+from atomistic.potential.models import NetworkSettings
+from atomistic.training.committee import train_model
+from atomistic.training.data import Frame, prepare
+from atomistic.training.trainer import TrainSettings, fit
 
 log = logging.getLogger(__name__)
 
 STATE_VERSION = 1
 TRACE_FIELDS = ("md_step", "time_fs", "temperature_K", "replica", "d_eV_per_A", "energy_spread_eV_per_atom",
                 "generation", "query")
-
-
-class ActiveLearningError(RuntimeError):
-    """The loop cannot go on (e.g. the oracle keeps failing); the state on disk stays valid."""
 
 
 @dataclass(frozen=True)
@@ -149,9 +143,9 @@ class ActiveSettings:
             raise ValueError(f"precision must be 'float64' or 'float32', got {self.precision!r}")
 
 
-def train_committee(frames: Sequence[Frame], species: list[str], descriptor: DescriptorSettings,
-                    network: NetworkSettings, training: TrainSettings, members: int, seed: int,
-                    workdir: Path) -> Ensemble:
+def train_generation_zero(frames: Sequence[Frame], species: list[str], descriptor: DescriptorSettings,
+                          network: NetworkSettings, training: TrainSettings, members: int, seed: int,
+                          workdir: Path) -> Committee:
     """Generation 0: ``members`` models from different seeds, each on all of ``frames`` (too few
     to hold any out), with per-epoch checkpoints in ``workdir`` (a kill resumes the training)."""
     models = []
@@ -160,7 +154,11 @@ def train_committee(frames: Sequence[Frame], species: list[str], descriptor: Des
                                checkpoint=Path(workdir) / f"member{k}.ckpt", resume=True,
                                label=f"generation 0, member {k + 1}/{members}", tag=["active-learning", k])
         models.append(model)
-    return Ensemble(models)
+    return Committee(models)
+
+
+#: the old name of :func:`train_generation_zero`
+train_committee = train_generation_zero
 
 
 def label_initial(store: LabelledStore, oracle: Oracle, frames: Sequence[Atoms]) -> int:
@@ -180,16 +178,16 @@ def label_initial(store: LabelledStore, oracle: Oracle, frames: Sequence[Atoms])
 
 
 class ActiveLearning:
-    """The loop (module docstring). ``ensemble``: generation 0 (ignored on resume, where the
+    """The loop (module docstring). ``committee``: generation 0 (ignored on resume, where the
     latest generation on disk is used); ``oracle``: labels configurations; ``atoms``: the MD
     starting structure (each replica starts from it with its own Maxwell–Boltzmann momenta);
     ``store``: the dataset, holding generation 0's training data; ``resume``: continue the run
     in ``workdir``."""
 
-    def __init__(self, ensemble: Ensemble, oracle: Oracle, atoms: Atoms, settings: ActiveSettings,
+    def __init__(self, committee: Committee, oracle: Oracle, atoms: Atoms, settings: ActiveSettings,
                  workdir: str | Path, store: LabelledStore, *, resume: bool = False, progress: bool = False):
-        if not isinstance(ensemble, Ensemble) or len(ensemble) < 2:
-            raise ValueError("active learning needs a committee (an Ensemble of at least 2 members)")
+        if not isinstance(committee, Committee) or len(committee) < 2:
+            raise ValueError("active learning needs a committee (a Committee of at least 2 members)")
         if len(store) == 0:
             raise ValueError("the dataset is empty: label the starting configurations first")
         self.oracle, self.settings, self.store = oracle, settings, store
@@ -202,21 +200,21 @@ class ActiveLearning:
         self.trace_path = self.workdir / "disagreement.csv"
         self.trajectory_path = self.workdir / "trajectory.extxyz"
         self.generations_dir = self.workdir / "generations"
-        self.fingerprint = self._fingerprint(ensemble, template)
+        self.fingerprint = self._fingerprint(committee, template)
         if self.state_path.exists():
             if not resume:
                 raise FileExistsError(f"{self.state_path} exists: resume that run, or use another folder")
             self._load()
         else:
-            self.ensemble = ensemble
+            self.committee = committee
             self._new_state()
         self._prepared: list[Frame] = []
 
     # --- state ---------------------------------------------------------------------------------
-    def _fingerprint(self, ensemble: Ensemble, atoms: Atoms) -> str:
+    def _fingerprint(self, committee: Committee, atoms: Atoms) -> str:
         s = asdict(self.settings)
         s["fine_tune"].pop("progress")
-        content = [s, ensemble.species, atoms.get_chemical_formula(), len(ensemble)]
+        content = [s, committee.species, atoms.get_chemical_formula(), len(committee)]
         return hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
     def _new_state(self) -> None:
@@ -238,8 +236,9 @@ class ActiveLearning:
         if state.get("version") != STATE_VERSION or state.get("fingerprint") != self.fingerprint:
             raise CheckpointMismatch(f"{self.state_path}: written by a run with other settings; use another folder")
         self.state = state
-        self.ensemble = load_potential(self.generation_path(state["generation"]), device=self.settings.fine_tune.device,
-                                       dtype=self.settings.fine_tune.torch_dtype)
+        self.committee = load_potential(self.generation_path(state["generation"]),
+                                        device=self.settings.fine_tune.device,
+                                        dtype=self.settings.fine_tune.torch_dtype)
         truncate(self.trace_path, state["trace_bytes"])
         if self.trajectory_path.exists():
             truncate(self.trajectory_path, state["trajectory_bytes"])
@@ -249,6 +248,11 @@ class ActiveLearning:
     def _save(self) -> None:
         with atomic_path(self.state_path) as tmp:
             torch.save(self.state, tmp)
+
+    @property
+    def ensemble(self) -> Committee:
+        """The old name of ``committee`` (the current generation)."""
+        return self.committee
 
     def generation_path(self, generation: int) -> Path:
         return self.generations_dir / f"gen_{generation:03d}.safetensors"
@@ -266,7 +270,7 @@ class ActiveLearning:
 
     def _save_generation(self, seconds: float = 0.0, epochs: Sequence[int] = ()) -> None:
         g = self.state["generation"]
-        save_potential(self.ensemble, self.generation_path(g), provenance={
+        save_potential(self.committee, self.generation_path(g), provenance={
             "active_learning_generation": g, "n_labels": len(self.store), "oracle_calls": self.oracle_calls})
         rows = [r for r in self.generations if r["generation"] != g]
         rows.append({"generation": g, "n_labels": len(self.store), "oracle_calls": self.oracle_calls,
@@ -339,7 +343,7 @@ class ActiveLearning:
         s, st = self.state, self.settings
         stage = st.stages[s["stage"]]
         last = s["stage"] == len(st.stages) - 1
-        md = MolecularDynamics(self.ensemble, self._atoms(), self._md_settings(stage))
+        md = MolecularDynamics(self.committee, self._atoms(), self._md_settings(stage))
         done, checks = 0, 0
         bar = tqdm(total=stage.steps, initial=s["stage_step"], unit="step", leave=False, disable=not self.progress,
                    desc=f"MD {stage.temperature_K:.0f} K, gen {s['generation']}")
@@ -404,17 +408,14 @@ class ActiveLearning:
         positions, cell = state.positions.detach(), state.cell.detach()
         table, _ = md.forcefield.compact(positions, cell)
         structures = replace(md.system.structures, positions=positions, cell=cell)
-        return self._committee(md.model, structures, table)
+        return self._committee(predict_committee(md.model, structures, table), structures.n_atoms)
 
     def _disagreement_of(self, replicas: Sequence[Atoms]) -> tuple[list[float], list[float]]:
-        model = self.ensemble
-        structures = from_atoms(list(replicas), model.species, dtype=model.dtype)
-        return self._committee(model, structures, build_neighbors(structures, model.cutoff, model.angular_cutoff))
+        return self._committee(evaluate_committee(self.committee, list(replicas)), [len(a) for a in replicas])
 
     @staticmethod
-    def _committee(model: Ensemble, structures, neighbors) -> tuple[list[float], list[float]]:
-        p = predict_ensemble(model, structures, neighbors)
-        n = torch.as_tensor(structures.n_atoms, dtype=p.energy_spread.dtype, device=p.energy_spread.device)
+    def _committee(p: CommitteePrediction, n_atoms: Sequence[int]) -> tuple[list[float], list[float]]:
+        n = torch.as_tensor(n_atoms, dtype=p.energy_spread.dtype, device=p.energy_spread.device)
         d, spread = torch.stack([p.force_disagreement, p.energy_spread / n]).detach().cpu().tolist()
         return d, spread
 
@@ -433,10 +434,7 @@ class ActiveLearning:
             frames[b].info.update(row)
         with open(self.trace_path, "a", newline="") as f:
             f.write(buf.getvalue())
-        buf = io.StringIO()
-        write(buf, frames, format="extxyz")
-        with open(self.trajectory_path, "a") as f:
-            f.write(buf.getvalue())
+        write_extxyz(self.trajectory_path, frames, append=True, durable=False)
         s["trace_bytes"] = self.trace_path.stat().st_size
         s["trajectory_bytes"] = self.trajectory_path.stat().st_size
 
@@ -470,8 +468,8 @@ class ActiveLearning:
 
     def _retrain(self) -> None:
         s, st = self.state, self.settings
-        species = self.ensemble.species
-        cutoff = self.ensemble.members[0].descriptor_settings.cutoff
+        species = self.committee.species
+        cutoff = self.committee.members[0].descriptor_settings.cutoff
         if len(self._prepared) > len(self.store):
             self._prepared = []
         self._prepared += prepare(self.store.frames[len(self._prepared):], species, cutoff)
@@ -479,14 +477,14 @@ class ActiveLearning:
         g = s["generation"] + 1
         epochs = []
         n = len(self._prepared)
-        for k, member in enumerate(self.ensemble.members):
+        for k, member in enumerate(self.committee.members):
             seed = st.seed * 1000 + 17 * g + k
             frames = self._prepared
             if st.subset_fraction < 1:
                 keep = np.random.default_rng(seed).permutation(n)[:max(1, round(st.subset_fraction * n))]
                 frames = [self._prepared[i] for i in np.sort(keep)]
             history = fit(member, frames, frames, st.fine_tune, seed=seed,
-                          label=f"generation {g}, member {k + 1}/{len(self.ensemble)}")
+                          label=f"generation {g}, member {k + 1}/{len(self.committee)}")
             member.eval()
             epochs.append(len(history["epoch"]))
         seconds = time.perf_counter() - t0

@@ -18,27 +18,19 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 from ase import Atoms
 from ase.calculators.calculator import CalculationFailed
 
-from ..data import label_with
+from atomistic.errors import OracleFailure
+from atomistic.training.data import label_with
 
 log = logging.getLogger(__name__)
 
 NAMED_ORACLES = ("emt", "gfn2-xtb", "gfn1-xtb")
-
-
-class OracleFailure(RuntimeError):
-    """A configuration the oracle could not label; ``kind`` classifies why (module docstring)."""
-
-    def __init__(self, kind: str, message: str):
-        super().__init__(f"{kind}: {message}")
-        self.kind = kind
-        self.message = message
 
 
 @dataclass(frozen=True)

@@ -19,30 +19,11 @@ import os
 from pathlib import Path
 
 from ase import Atoms
-from ase.io import read, write
+from ase.io import read
 
-from ..atomic_files import atomic_path
+from atomistic.atomic_files import append_bytes, write_extxyz
 
 log = logging.getLogger(__name__)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _append_durably(path: Path, data: bytes) -> None:
-    """One write of ``data`` at the end of ``path``, flushed and fsynced (the folder too if new)."""
-    new = not path.exists()
-    with open(path, "ab") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    if new:
-        _fsync_dir(path.parent)
 
 
 def _complete_records(text: str) -> int:
@@ -130,9 +111,7 @@ class LabelledStore:
         a = atoms.copy()
         a.calc = atoms.calc
         a.info.update(info, label_id=int(label_id))
-        buf = io.StringIO()
-        write(buf, a, format="extxyz")
-        _append_durably(self.path, buf.getvalue().encode("utf-8"))
+        write_extxyz(self.path, a, append=True)
         self.frames.append(a)
         self.ids.append(int(label_id))
 
@@ -144,10 +123,9 @@ class LabelledStore:
         a = atoms.copy()
         a.calc = None
         a.info.update(info, label_id=int(label_id), failure=kind)
-        with atomic_path(where) as tmp:
-            write(str(tmp), a, format="extxyz")
+        write_extxyz(where, a)
         entry = {"label_id": int(label_id), "kind": kind, "reason": reason, "configuration": str(where), **info}
-        _append_durably(self.failures_path, (json.dumps(entry, default=float) + "\n").encode("utf-8"))
+        append_bytes(self.failures_path, (json.dumps(entry, default=float) + "\n").encode("utf-8"))
         self.failures.append(entry)
         self.failed_ids.add(int(label_id))
         return where

@@ -7,9 +7,10 @@
     result = md.run()
 """
 
-from .driver import MDResult, MolecularDynamics
-from .monitor import DriftReport, MDBlowUp, energy_drift
-from .settings import Barostat, MDSettings, Safety, Thermostat
+from atomistic.errors import MDBlowUp
+from atomistic.md.driver import MDResult, MolecularDynamics
+from atomistic.md.monitor import DriftReport, energy_drift
+from atomistic.md.settings import Barostat, MDSettings, Safety, Thermostat
 
 __all__ = ["Barostat", "DriftReport", "MDBlowUp", "MDResult", "MDSettings", "MolecularDynamics", "Safety",
            "Thermostat", "energy_drift"]

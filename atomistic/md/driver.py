@@ -21,26 +21,26 @@ import hashlib
 import json
 import logging
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import numpy as np
 import torch
 from ase import Atoms, units
-from ase.constraints import FixAtoms
 from tqdm.auto import tqdm
 
-from ..atomic_files import write_text
-from ..models import model_device
-from ..structure import from_atoms
-from .forcefield import VerletForceField
-from .integrators import Propagator
-from .monitor import DriftReport, MDBlowUp, energy_drift
-from .output import (ThermoLog, TrajectoryWriter, load_checkpoint, save_checkpoint, thermo_plot, truncate,
-                     write_atoms)
-from .settings import MDSettings
-from .state import MDState, System, kinetic_energy, maxwell_boltzmann, pressure, temperature
+from atomistic.analysis.timestep import suggest_timestep
+from atomistic.atomic_files import write_extxyz, write_text
+from atomistic.errors import InputMismatch, MDBlowUp
+from atomistic.md.forcefield import VerletForceField
+from atomistic.md.integrators import Propagator
+from atomistic.md.monitor import DriftReport, energy_drift
+from atomistic.md.output import ThermoLog, TrajectoryWriter, load_checkpoint, save_checkpoint, thermo_plot, truncate
+from atomistic.md.settings import MDSettings
+from atomistic.md.state import MDState, System, kinetic_energy, maxwell_boltzmann, pressure, temperature
+from atomistic.potential.models import model_device
+from atomistic.potential.structure import fixed_mask, from_atoms
 
 log = logging.getLogger(__name__)
 
@@ -72,20 +72,6 @@ class MDResult:
                 "drift": [d.as_dict() for d in self.drift], "outputs": self.outputs}
 
 
-def fixed_mask(frames: Sequence[Atoms]) -> np.ndarray:
-    """(n,) bool over all frames: atoms held by an ASE ``FixAtoms`` constraint."""
-    out = []
-    for a in frames:
-        m = np.zeros(len(a), dtype=bool)
-        for c in a.constraints:
-            if isinstance(c, FixAtoms):
-                m[c.get_indices()] = True
-            else:
-                raise ValueError(f"constraint {type(c).__name__} is not supported by MD (only FixAtoms)")
-        out.append(m)
-    return np.concatenate(out)
-
-
 class MolecularDynamics:
     """MD of one or more structures (replicas run batched) under ``model``.
 
@@ -100,7 +86,7 @@ class MolecularDynamics:
                  resume: bool = False, progress: bool = False, mask_bodies: bool = True):
         frames = [atoms] if isinstance(atoms, Atoms) else list(atoms)
         if not frames:
-            raise ValueError("MD needs at least one structure")
+            raise InputMismatch("MD needs at least one structure")
         self.settings = settings
         self.frames = [a.copy() for a in frames]
         dtype = DTYPES[settings.precision]
@@ -114,7 +100,7 @@ class MolecularDynamics:
         self._check_inputs()
 
         structures = from_atoms(self.frames, model.species, device=device, dtype=dtype)
-        fixed = torch.as_tensor(fixed_mask(self.frames), device=device)
+        fixed = torch.as_tensor(fixed_mask(self.frames, what="MD"), device=device)
         mobile = (~fixed).to(dtype)[:, None]
         n_mobile = torch.zeros(len(frames), dtype=dtype, device=device).index_add(0, structures.batch, mobile[:, 0])
         any_fixed = torch.zeros(len(frames), dtype=torch.long, device=device).index_add(
@@ -148,14 +134,12 @@ class MolecularDynamics:
         if s.ensemble == "npt":
             for k, a in enumerate(self.frames):
                 if not a.pbc.all() or a.cell.rank < 3:
-                    raise ValueError(f"md.barostat needs a periodic cell in all three directions; structure {k} "
+                    raise InputMismatch(f"md.barostat needs a periodic cell in all three directions; structure {k} "
                                      f"has pbc={a.pbc.tolist()} and a cell of rank {a.cell.rank}")
-            if fixed_mask(self.frames).any():
-                raise ValueError("md.barostat cannot be combined with fixed atoms (FixAtoms)")
+            if fixed_mask(self.frames, what="MD").any():
+                raise InputMismatch("md.barostat cannot be combined with fixed atoms (FixAtoms)")
 
     def _suggest_timestep(self) -> float:
-        from ..timestep import suggest_timestep
-
         suggestion = suggest_timestep(self.model, self.frames[0])
         log.info("no time step given: using %.3f fs = T_min/20 from the Hessian (highest frequency %.1f cm^-1)",
                  suggestion.timestep_fs, suggestion.max_frequency_cm)
@@ -174,12 +158,12 @@ class MolecularDynamics:
         self.thermo_log = self.trajectory = None
         if self.output is None:
             if resume:
-                raise ValueError("resume needs an output folder holding checkpoint.pt")
+                raise InputMismatch("resume needs an output folder holding checkpoint.pt")
             return
         self.output.mkdir(parents=True, exist_ok=True)
         self.checkpoint_path = self.output / "checkpoint.pt"
         if resume and not self.checkpoint_path.exists():
-            raise FileNotFoundError(f"resume: no checkpoint at {self.checkpoint_path}")
+            raise InputMismatch(f"resume: no checkpoint at {self.checkpoint_path}")
         self._resume_payload = load_checkpoint(self.checkpoint_path, self.fingerprint) if resume else None
         if resume:
             truncate(self.output / "thermo.csv", self._resume_payload["outputs"]["thermo.csv"])
@@ -373,7 +357,7 @@ class MolecularDynamics:
         atoms = self.to_atoms(last_good)
         where = ""
         if self.output is not None:
-            path = write_atoms(self.output / "last_good.extxyz", atoms)
+            path = write_extxyz(self.output / "last_good.extxyz", atoms)
             where = f"; the last good state (step {last_good.step}) is in {path}"
         self.state = last_good
         raise MDBlowUp(f"MD stopped at step {step} (t = {step * self.timestep_fs:.1f} fs): {problem}{where}. "

@@ -22,9 +22,9 @@ from dataclasses import replace
 
 import torch
 
-from ..forces import Prediction, predict
-from ..neighbors import Neighbors, build_neighbors
-from ..structure import Structures
+from atomistic.potential.forces import Prediction, predict
+from atomistic.potential.neighbors import Neighbors, build_neighbors
+from atomistic.potential.structure import Structures
 
 log = logging.getLogger(__name__)
 

@@ -19,9 +19,9 @@ import math
 import torch
 from ase import units
 
-from .forcefield import VerletForceField
-from .settings import Barostat, Thermostat
-from .state import MDState, System, kinetic_energy, kinetic_tensor
+from atomistic.md.forcefield import VerletForceField
+from atomistic.md.settings import Barostat, Thermostat
+from atomistic.md.state import MDState, System, kinetic_energy, kinetic_tensor
 
 
 class Propagator:

@@ -6,16 +6,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-
-class MDBlowUp(RuntimeError):
-    """The dynamics became unphysical; ``diagnosis`` says where and why, ``last_good`` is the
-    last state that passed every check (an ASE ``Atoms`` list, one per structure)."""
-
-    def __init__(self, diagnosis: str, last_good=None, step: int | None = None):
-        super().__init__(diagnosis)
-        self.diagnosis = diagnosis
-        self.last_good = last_good
-        self.step = step
+from atomistic.errors import MDBlowUp  # noqa: F401 (re-exported)
 
 
 @dataclass(frozen=True)

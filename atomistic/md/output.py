@@ -10,15 +10,14 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 import torch
 from ase import Atoms
-from ase.io import write
 
-from ..atomic_files import CheckpointMismatch, atomic_path
+from atomistic.atomic_files import atomic_path, write_extxyz
+from atomistic.errors import CheckpointMismatch
 
 THERMO_FIELDS = ("step", "time_fs", "structure", "potential_energy_eV", "kinetic_energy_eV", "total_energy_eV",
                  "temperature_K", "pressure_GPa", "volume_A3")
@@ -57,8 +56,7 @@ class TrajectoryWriter:
 
     def append(self, frames: list[Atoms]) -> None:
         if frames:
-            with open(self.path, "a") as f:
-                write(f, frames, format="extxyz")
+            write_extxyz(self.path, frames, append=True, durable=False)
 
     def size(self) -> int:
         return self.path.stat().st_size if self.path.exists() else 0
@@ -93,7 +91,8 @@ def load_checkpoint(path: Path, fingerprint: str) -> dict:
     """Read a checkpoint written by :func:`save_checkpoint` for the same run settings."""
     payload = torch.load(path, weights_only=True, map_location="cpu")
     if payload.get("version") != CHECKPOINT_VERSION:
-        raise CheckpointMismatch(f"{path}: checkpoint version {payload.get('version')!r}, expected {CHECKPOINT_VERSION}")
+        raise CheckpointMismatch(f"{path}: checkpoint version {payload.get('version')!r}, "
+                                 f"expected {CHECKPOINT_VERSION}")
     if payload["fingerprint"] != fingerprint:
         raise CheckpointMismatch(f"{path}: written by a run with other settings, model or atoms; "
                                  "start a new run (or remove the checkpoint)")
@@ -104,7 +103,7 @@ def load_checkpoint(path: Path, fingerprint: str) -> dict:
 
 def thermo_plot(csv_path: Path, png_path: Path) -> Path:
     """Energies, temperature and (if any) pressure against time, one PNG."""
-    from ..plots import plt, save_png
+    from atomistic.plots import plt, save_png
 
     data = np.genfromtxt(csv_path, delimiter=",", names=True)
     data = np.atleast_1d(data)
@@ -121,8 +120,5 @@ def thermo_plot(csv_path: Path, png_path: Path) -> Path:
     return save_png(fig, png_path)
 
 
-def write_atoms(path: Path, frames: list[Atoms]) -> Path:
-    """Atomically write ``frames`` to extxyz."""
-    with atomic_path(path) as tmp:
-        write(os.fspath(tmp), frames, format="extxyz")
-    return path
+#: the old name of :func:`atomistic.atomic_files.write_extxyz` (``write_atoms(path, frames)``)
+write_atoms = write_extxyz

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import torch
 from ase import units
 
-from ..structure import Structures
+from atomistic.potential.structure import Structures
 
 
 @dataclass(frozen=True)

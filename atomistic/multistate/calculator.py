@@ -10,8 +10,8 @@ from __future__ import annotations
 import torch
 from ase.calculators.calculator import Calculator, all_changes
 
-from .adiabatic import adiabatic_states
-from .network import DiabaticPotential
+from atomistic.multistate.adiabatic import adiabatic_states
+from atomistic.multistate.network import DiabaticPotential
 
 
 class MultiStateCalculator(Calculator):

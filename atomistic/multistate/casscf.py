@@ -40,7 +40,7 @@ from ase import Atoms
 from ase.calculators.calculator import CalculationFailed, Calculator, all_changes
 from ase.units import Bohr, Hartree
 
-from ..data import label
+from atomistic.training.data import label
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,8 @@ class CASSCFSpec:
     oracle can build it in a worker process). ``basis`` (PySCF name), ``active`` (AVAS atomic
     orbital labels, e.g. ``("Li 2s", "F 2pz")``), ``n_states``, ``charge`` (e), ``spin``
     (2S), ``symmetry`` (the PySCF irrep every state must have, e.g. "A1" for the Σ+ states of a
-    linear molecule; None: no symmetry), ``state`` (reported as energy/forces), ``couplings`` (compute g_kl), ``max_cycle``,
+    linear molecule; None: no symmetry), ``state`` (reported as energy/forces), ``couplings``
+    (compute g_kl), ``max_cycle``,
     ``conv_tol`` (hartree; 1e-10 gives state gradients that match finite differences to
     1e-4 relative), ``timeout_s`` (for the oracle's worker, None: no limit)."""
 
@@ -79,7 +80,7 @@ class CASSCFSpec:
             raise ValueError(f"oracle.timeout_s must be positive (or left out), got {self.timeout_s}")
         require_pyscf()
 
-    def __call__(self) -> "SACASSCF":
+    def __call__(self) -> SACASSCF:
         return SACASSCF(self)
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..models import NetworkSettings, element_network
+from atomistic.potential.models import NetworkSettings, element_network
 
 
 class CoordinateDiabatic(nn.Module):
@@ -44,7 +44,7 @@ class CoordinateDiabatic(nn.Module):
         h = out.new_zeros(len(out), n * n).index_copy(1, lower, out).index_copy(1, upper, out)
         return h.reshape(-1, n, n)
 
-    def prepare(self, atoms, data) -> "CoordinateDiabatic":
+    def prepare(self, atoms, data) -> CoordinateDiabatic:
         """Standardise the inputs on ``data`` and start the diagonal at each state's mean energy;
         ``atoms`` is not needed (the interface of :meth:`DiabaticPotential.prepare`)."""
         with torch.no_grad():

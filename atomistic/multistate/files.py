@@ -1,5 +1,5 @@
 """Files of trained diabatic models: safetensors weights and the JSON header of
-:mod:`atomistic.io` (kind ``"diabatic"``, plus ``n_states``), never a pickle."""
+:mod:`atomistic.potential.io` (kind ``"diabatic"``, plus ``n_states``), never a pickle."""
 
 from __future__ import annotations
 
@@ -12,11 +12,12 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from .. import __version__
-from ..atomic_files import atomic_path
-from ..io import FORMAT, FORMAT_VERSION, ModelFileError, header_settings, read_header
-from ..units import UNITS
-from .network import DiabaticPotential
+from atomistic.atomic_files import atomic_path
+from atomistic.errors import ModelFileError
+from atomistic.multistate.network import DiabaticPotential
+from atomistic.potential.io import FORMAT, FORMAT_VERSION, header_settings, read_header
+from atomistic.units import UNITS
+from atomistic.version import __version__
 
 
 def save_diabatic(model: DiabaticPotential, path: str | os.PathLike, *, provenance: dict | None = None) -> Path:

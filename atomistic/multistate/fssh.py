@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 import torch
 from ase import units
 
-from .adiabatic import AdiabaticStates, adiabatic_states
+from atomistic.multistate.adiabatic import AdiabaticStates, adiabatic_states
 
 log = logging.getLogger(__name__)
 
@@ -100,8 +100,8 @@ class SurfaceHopping:
     near_degenerate: torch.Tensor | None = None
 
     @classmethod
-    def start(cls, model, positions: torch.Tensor, momenta_amu_A_fs: torch.Tensor, masses_amu, state: int | torch.Tensor,
-              settings: FSSHSettings) -> "SurfaceHopping":
+    def start(cls, model, positions: torch.Tensor, momenta_amu_A_fs: torch.Tensor, masses_amu,
+              state: int | torch.Tensor, settings: FSSHSettings) -> SurfaceHopping:
         """Trajectories at ``positions`` with ``momenta`` (amu Å/fs), all amplitude on ``state``."""
         pos = positions.detach().clone()
         masses = torch.as_tensor(masses_amu, dtype=pos.dtype, device=pos.device)
@@ -218,7 +218,8 @@ class SurfaceHopping:
         ca = c[t, self.active]
         n = c.shape[1]
         d_ja = self._d_dot_v.gather(2, self.active[:, None, None].expand(-1, n, 1))[..., 0]  # (T, n): D_ja
-        g = (-2.0 * dt * d_ja * (c.conj() * ca[:, None]).real / (ca.abs() ** 2).clamp_min(1e-300)[:, None]).clamp_min(0.0)
+        g = (-2.0 * dt * d_ja * (c.conj() * ca[:, None]).real
+             / (ca.abs() ** 2).clamp_min(1e-300)[:, None]).clamp_min(0.0)
         g[t, self.active] = 0.0
         xi = torch.rand(len(t), generator=self.generator, device=g.device, dtype=g.dtype)
         cumulative = torch.cumsum(g, dim=1)

@@ -14,19 +14,19 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Sequence
 
 import numpy as np
 import torch
 from ase import Atoms
 from torch import nn
 
-from ..descriptors import BehlerParrinello, DescriptorSettings
-from ..models import NetworkSettings, element_network, pair_vectors
-from ..neighbors import Neighbors, build_neighbors
-from ..structure import from_atoms
-from .adiabatic import adiabatic_states
+from atomistic.multistate.adiabatic import adiabatic_states
+from atomistic.potential.descriptors import BehlerParrinello, DescriptorSettings
+from atomistic.potential.models import NetworkSettings, element_network, pair_vectors
+from atomistic.potential.neighbors import Neighbors, build_neighbors
+from atomistic.potential.structure import from_atoms
 
 log = logging.getLogger(__name__)
 
@@ -86,13 +86,13 @@ class DiabaticPotential(nn.Module):
         h = per.new_zeros(structures.n_structures, n * n).index_copy(1, flat[1], per).index_copy(1, flat[0], per)
         return h.reshape(-1, n, n)
 
-    def prepare(self, atoms: Atoms, data: "MultiStateData") -> "BoundDiabatic":
+    def prepare(self, atoms: Atoms, data: MultiStateData) -> BoundDiabatic:
         """Set the feature standardisation and energy offsets from ``data`` (:func:`initialise`)
         and bind to ``atoms``: the model as training uses it."""
         initialise(self, atoms, data)
         return self.bind(atoms)
 
-    def bind(self, atoms: Atoms) -> "BoundDiabatic":
+    def bind(self, atoms: Atoms) -> BoundDiabatic:
         """This model for geometries of ``atoms`` (same atoms, any positions): the
         ``diabatic(positions)`` interface of the multi-state tools."""
         return BoundDiabatic(self, atoms)
@@ -125,8 +125,11 @@ class BoundDiabatic(nn.Module):
                         body=None if s.body is None else s.body.repeat(b))
             table = None
             if not self.template.pbc.any():
-                other = torch.stack([torch.cat([torch.arange(i, device=device), torch.arange(i + 1, n, device=device)])
-                                     for i in range(n)]) if n > 1 else torch.zeros(1, 0, dtype=torch.long, device=device)
+                if n > 1:
+                    other = torch.stack([torch.cat([torch.arange(i, device=device),
+                                                    torch.arange(i + 1, n, device=device)]) for i in range(n)])
+                else:
+                    other = torch.zeros(1, 0, dtype=torch.long, device=device)
                 index = (other[None] + n * torch.arange(b, device=device)[:, None, None]).reshape(b * n, n - 1)
                 table = Neighbors(index, torch.zeros(*index.shape, 3, dtype=dtype, device=device),
                                   torch.ones_like(index, dtype=torch.bool), n - 1, self.model.cutoff)
@@ -154,7 +157,7 @@ class MultiStateData:
     couplings: torch.Tensor | None = None
 
     @classmethod
-    def from_frames(cls, frames: Sequence[Atoms]) -> "MultiStateData":
+    def from_frames(cls, frames: Sequence[Atoms]) -> MultiStateData:
         """From frames labelled by :func:`~atomistic.multistate.casscf.label_states` (same atoms
         in every frame); couplings where every frame has them."""
         if not frames or any("state_energies" not in f.info or "state_forces" not in f.arrays for f in frames):
@@ -200,7 +203,8 @@ def multistate_loss(model: BoundDiabatic, positions, energies, forces, couplings
     """Phase-free loss on a batch: w_E mean (E - E_ref)^2 + w_F mean |F - F_ref|^2
     + w_C mean min_sign |g - sign g_ref|^2 (eV^2, (eV/Å)^2)."""
     st = adiabatic_states(model, positions, create_graph=True)
-    total = weights[0] * ((st.energies - energies) ** 2).mean() + weights[1] * ((st.forces - forces) ** 2).sum(-1).mean()
+    total = (weights[0] * ((st.energies - energies) ** 2).mean()
+             + weights[1] * ((st.forces - forces) ** 2).sum(-1).mean())
     if couplings is not None and weights[2] > 0:
         n = st.energies.shape[1]
         rows, cols = torch.triu_indices(n, n, offset=1)

@@ -1,5 +1,5 @@
 """Dataset recipes: named generators of labelled frames (used by the case files)."""
 
-from . import cu_emt
+from atomistic.recipes import cu_emt
 
 RECIPES = {"cu_emt": cu_emt.build}

@@ -24,8 +24,8 @@ from ase.md.velocitydistribution import thermalize_momenta
 from ase.mep import NEB
 from ase.optimize import BFGS, FIRE
 
-from .. import units
-from ..data import label_with
+from atomistic import units
+from atomistic.training.data import label_with
 
 log = logging.getLogger(__name__)
 

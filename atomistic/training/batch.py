@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 
-from ..data import Frame
-from ..neighbors import Neighbors, pad_edges
-from ..structure import Structures
+from atomistic.potential.neighbors import Neighbors, pad_edges
+from atomistic.potential.structure import Structures
+from atomistic.training.data import Frame
 
 
 @dataclass

@@ -1,21 +1,21 @@
 """Learning curve: test error against training-set size.
 
 Nested subsets of the training pool (the first n frames of one seeded permutation), one model
-each, with the same validation set and settings as the ensemble members.
+each, with the same validation set and settings as the committee members.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
-from ..data import Frame
-from ..descriptors import DescriptorSettings
-from ..models import BPPotential, NetworkSettings
-from .ensemble import train_model
-from .trainer import TrainSettings
+from atomistic.potential.descriptors import DescriptorSettings
+from atomistic.potential.models import BPPotential, NetworkSettings
+from atomistic.training.committee import train_model
+from atomistic.training.data import Frame
+from atomistic.training.trainer import TrainSettings
 
 
 def train_on_fractions(frames: Sequence[Frame], train_idx: Sequence[int], valid_idx: Sequence[int],

@@ -6,9 +6,9 @@ from dataclasses import dataclass
 
 import torch
 
-from ..forces import Prediction
-from ..units import eV_per_A3_to_GPa
-from .batch import Batch
+from atomistic.potential.forces import Prediction
+from atomistic.training.batch import Batch
+from atomistic.units import eV_per_A3_to_GPa
 
 
 @dataclass(frozen=True)

@@ -6,20 +6,21 @@ from __future__ import annotations
 import copy
 import logging
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..atomic_files import CheckpointMismatch, atomic_path  # noqa: F401 (re-exported)
-from ..data import Frame
-from ..forces import predict
-from ..models import BPPotential
-from .batch import Batch, collate
-from .loss import Errors, LossWeights, loss
+from atomistic.atomic_files import atomic_path
+from atomistic.errors import CheckpointMismatch
+from atomistic.potential.forces import predict
+from atomistic.potential.models import BPPotential
+from atomistic.training.batch import Batch, collate
+from atomistic.training.data import Frame
+from atomistic.training.loss import Errors, LossWeights, loss
 
 log = logging.getLogger(__name__)
 

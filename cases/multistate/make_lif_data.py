@@ -17,8 +17,10 @@ from ase.io import write
 from atomistic.active import Oracle
 from atomistic.multistate.casscf import CASSCFSpec, label_states
 
+DEFAULT_PATH = Path(__file__).with_name("lif_sa_casscf.extxyz")
 
-def main(path: str | Path = Path(__file__).with_name("lif_sa_casscf.extxyz")) -> None:
+
+def main(path: str | Path = DEFAULT_PATH) -> None:
     oracle = Oracle(factory=CASSCFSpec(), labeller=label_states, name="sa-casscf")
     frames = []
     for split, bonds in (("train", np.linspace(1.6, 6.0, 48)), ("test", np.linspace(1.75, 5.85, 9))):

@@ -1,0 +1,3 @@
+"""The version of the atomistic package (written into model files)."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,373 @@
+"""Shared building blocks of the case kinds with a finite-element body (``continuum``,
+``coupled``): their tables, the material and interface law from the model, the mesh, the boundary
+conditions, the load-step loop with its outputs, and ending every MPI rank when one fails.
+
+Runs serially or under ``mpiexec -n N``: the model is evaluated on rank 0 and its numbers
+broadcast; the mesh is built on rank 0 and distributed. Lengths Å, tractions and pressures GPa,
+works of separation J/m^2 in the case file. DOLFINx is imported inside the functions that need it.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from contextlib import contextmanager
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from continuum.solver import SolverSettings
+
+from .common import PotentialConfig
+from .outputs import write_rows
+from .schema import CaseError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CrystalConfig:
+    """The crystal whose elastic constants the model gives (``law``: linear or cauchy-born), and
+    the body's x and y axes as crystal directions."""
+
+    symbol: str
+    a_guess_A: float
+    lattice: Literal["fcc", "bcc"] = "fcc"
+    law: Literal["linear", "cauchy-born"] = "linear"
+    orientation_x: tuple[float, float, float] = (1.0, 0.0, 0.0)
+    orientation_y: tuple[float, float, float] = (0.0, 1.0, 0.0)
+
+    def __post_init__(self):
+        if not self.a_guess_A > 0:
+            raise ValueError(f"material.a_guess_A = {self.a_guess_A!r}: expected a positive length in Å")
+
+
+@dataclass(frozen=True)
+class MeshConfig:
+    """A box (``lengths_A``, ``divisions``; ``split_x_A`` cuts it into two bodies bonded by the
+    interface "interface") or a gmsh ``file`` (relative to the case file) whose internal surfaces
+    named in ``interfaces`` are split. Boundaries of a box: xmin, xmax, ymin, ymax, zmin, zmax."""
+
+    lengths_A: tuple[float, float, float] | None = None
+    divisions: tuple[int, int, int] | None = None
+    cell_type: Literal["hexahedron", "tetrahedron"] = "hexahedron"
+    split_x_A: float | None = None
+    file: str | None = None
+    interfaces: tuple[str, ...] = ()
+
+    def __post_init__(self):
+        if (self.file is None) == (self.lengths_A is None):
+            raise ValueError("mesh: give either lengths_A and divisions (a box) or file (a gmsh .msh)")
+        if self.lengths_A is not None and self.divisions is None:
+            raise ValueError("mesh.divisions: required with lengths_A")
+        if self.file is None and self.interfaces:
+            raise ValueError("mesh.interfaces: only for a gmsh file; a box is split with split_x_A")
+
+
+@dataclass(frozen=True)
+class InterfaceConfig:
+    """The cohesive law of every interface: UBER (``W_sep_J_m2``, ``length_A``, optional
+    ``tangential_length_A``), a ``table`` (a CSV file relative to the case file, two columns:
+    opening in Å from 0, energy per area in J/m^2 from 0; a smooth spline through them), the
+    ``model``'s own (the UBER fit of the rigid separation of two half-crystals of the material
+    across the plane normal to the body's x axis, which must be a <100>, <110> or <111>
+    direction), and contact without adhesion (``contact_penalty`` > 0; with ``law = "contact"``
+    no adhesion at all)."""
+
+    law: Literal["uber", "table", "model", "contact"] = "uber"
+    W_sep_J_m2: float | None = None
+    length_A: float | None = None
+    tangential_length_A: float | None = None
+    table: str | None = None
+    contact_penalty: float = 0.0
+
+    def __post_init__(self):
+        if self.law == "uber" and (self.W_sep_J_m2 is None or self.length_A is None):
+            raise ValueError("interface: law = 'uber' needs W_sep_J_m2 and length_A")
+        if (self.law == "table") != (self.table is not None):
+            raise ValueError("interface: law = 'table' goes with table = 'file.csv' (and only with it)")
+
+
+@dataclass(frozen=True)
+class BoundaryConfig:
+    """One condition on the boundary ``name``: ``type`` displacement (``value_A``, "free" for a free
+    component), symmetry, traction (``value_GPa``, 3 numbers) or pressure (``value_GPa``, 1 number).
+    ``ramp``: scaled by the load factor."""
+
+    name: str
+    type: Literal["displacement", "symmetry", "traction", "pressure"]
+    value_A: tuple[float | str, float | str, float | str] | None = None
+    value_GPa: tuple[float, ...] | None = None
+    ramp: bool = True
+
+    def __post_init__(self):
+        where = f"boundary {self.name!r}"
+        if self.type == "displacement":
+            if self.value_A is None or any(isinstance(v, str) and v != "free" for v in self.value_A):
+                raise ValueError(f"{where}: displacement needs value_A = [x, y, z] in Å, each a number or \"free\"")
+        elif self.type == "traction" and (self.value_GPa is None or len(self.value_GPa) != 3):
+            raise ValueError(f"{where}: traction needs value_GPa = [tx, ty, tz]")
+        elif self.type == "pressure" and (self.value_GPa is None or len(self.value_GPa) != 1):
+            raise ValueError(f"{where}: pressure needs value_GPa = [p]")
+
+
+@dataclass(frozen=True)
+class FESolverConfig(SolverSettings):
+    """``[solver]``: every setting of :class:`continuum.solver.SolverSettings` (Newton tolerances
+    ``atol`` eV/Å and ``rtol``, ``line_search``, ``linear_solver`` "direct" (MUMPS) or "cg" (CG +
+    GAMG), ``max_iterations``, ``ksp_rtol``, ``max_cuts``), plus the element ``degree`` (1 or 2)
+    and the number of load ``steps`` from load factor 0 to 1."""
+
+    degree: int = 1
+    steps: int = 10
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.degree not in (1, 2):
+            raise ValueError(f"solver.degree = {self.degree!r}: expected 1 or 2")
+        if self.steps < 1:
+            raise ValueError(f"solver.steps = {self.steps!r}: expected a positive integer")
+
+    def settings(self) -> SolverSettings:
+        """The library's own settings object (without ``degree`` and ``steps``)."""
+        names = [f.name for f in fields(SolverSettings)]
+        return SolverSettings(**{n: getattr(self, n) for n in names})
+
+
+@dataclass(frozen=True)
+class FieldOutputConfig:
+    """``dir`` (default runs/<name>), ``format`` vtx or xdmf, fields written every ``every`` steps."""
+
+    dir: str | None = None
+    format: Literal["vtx", "xdmf"] = "vtx"
+    every: int = 1
+
+
+@dataclass(frozen=True, kw_only=True)
+class BodyCase:
+    """The tables of every case with a finite-element body: the model file (``[potential]``), the
+    crystal it is made of (``[material]``), the mesh, the boundary conditions (``[[boundary]]``),
+    the interface law (``[interface]``, with a split mesh), the solver and the field output."""
+
+    name: str
+    potential: PotentialConfig
+    material: CrystalConfig
+    mesh: MeshConfig
+    boundary: tuple[BoundaryConfig, ...]
+    interface: InterfaceConfig | None = None
+    solver: FESolverConfig = field(default_factory=FESolverConfig)
+    output: FieldOutputConfig = field(default_factory=FieldOutputConfig)
+
+
+def load_model(case, base: Path, comm):
+    """The model of ``[potential]`` on rank 0 (None on the other ranks)."""
+    if comm.rank != 0:
+        return None
+    from atomistic import load_potential
+
+    return load_potential(base / case.potential.path, device=case.potential.device)
+
+
+def material(case, model, comm):
+    """The continuum material of ``[material]`` from the model (computed on rank 0, the numbers
+    broadcast): (material, lattice constant Å, elastic tensor)."""
+    from continuum.materials import CauchyBorn, ElasticTensor, LinearElastic
+
+    numbers = None
+    if comm.rank == 0:
+        from coupling.materials import crystal_material
+
+        m = case.material
+        built = crystal_material(model, symbol=m.symbol, lattice=m.lattice, a_guess_A=m.a_guess_A,
+                                 orientation=(m.orientation_x, m.orientation_y), law=m.law, name=m.symbol)
+        t = built.material.tensor
+        numbers = (t.C, t.C3, built.lattice_constant_A)
+    C, C3, a0 = comm.bcast(numbers, root=0)
+    tensor = ElasticTensor(C, C3, name=case.material.symbol)
+    built = CauchyBorn(tensor) if case.material.law == "cauchy-born" else LinearElastic(tensor)
+    return built, a0, tensor
+
+
+def model_law(case, model, a0: float, comm):
+    """The UBER fit of the model's rigid separation across the plane normal to the body's x axis
+    (computed on rank 0, broadcast); None unless ``interface.law = "model"``."""
+    if case.interface is None or case.interface.law != "model":
+        return None
+    result = None
+    if comm.rank == 0:
+        from coupling.cohesive_law import model_interface_law
+        from coupling.errors import CouplingInputError
+
+        try:
+            result = model_interface_law(model, case.material.symbol, a0, case.material.orientation_x)
+        except CouplingInputError as exc:
+            result = f"interface.law = \"model\": {exc}"
+    result = comm.bcast(result, root=0)
+    if isinstance(result, str):
+        raise CaseError(result)
+    return result
+
+
+def raw_mesh(case, base: Path):
+    """The mesh of ``[mesh]`` as arrays (rank 0): a box, split at ``split_x_A``, or a gmsh file."""
+    from continuum.geometry import box, from_gmsh, split_interfaces
+
+    m = case.mesh
+    if m.file is not None:
+        return split_interfaces(from_gmsh(base / m.file), list(m.interfaces))
+    cuts = (("x", m.split_x_A, "interface"),) if m.split_x_A is not None else ()
+    return box(m.lengths_A, m.divisions, cell_type=m.cell_type, cuts=cuts)
+
+
+def boundary_conditions(case):
+    """The library's boundary conditions of ``[[boundary]]``."""
+    from continuum.boundary import Displacement, Pressure, Symmetry, Traction
+
+    out = []
+    for b in case.boundary:
+        if b.type == "displacement":
+            out.append(Displacement(b.name, tuple(None if v == "free" else float(v) for v in b.value_A), b.ramp))
+        elif b.type == "symmetry":
+            out.append(Symmetry(b.name))
+        elif b.type == "traction":
+            out.append(Traction(b.name, tuple(b.value_GPa), b.ramp))
+        else:
+            out.append(Pressure(b.name, b.value_GPa[0], b.ramp))
+    return tuple(out)
+
+
+def interface_law(case, base: Path, model_law=None):
+    """The cohesive law of ``[interface]`` (``model_law``: the model's own UBER fit)."""
+    from continuum.cohesive import UBER, TabulatedLaw
+    from continuum.interface import InterfaceLaw
+    from continuum.units import J_per_m2
+
+    i = case.interface
+    law = model_law
+    if i.law == "uber":
+        law = UBER(i.W_sep_J_m2 * J_per_m2, i.length_A, i.tangential_length_A)
+    elif i.law == "table":
+        path = base / i.table
+        try:
+            table = np.loadtxt(path, delimiter=",", ndmin=2, comments="#")
+        except (OSError, ValueError) as exc:
+            raise CaseError(f"interface.table = {i.table!r}: cannot read two numeric columns ({exc})") from None
+        if table.shape[1] != 2:
+            raise CaseError(f"interface.table = {i.table!r}: expected 2 columns (opening_A, energy_J_m2), "
+                                      f"got {table.shape[1]}")
+        law = TabulatedLaw(tuple(table[:, 0]), tuple(table[:, 1] * J_per_m2))
+    return InterfaceLaw(law, contact_penalty=i.contact_penalty)
+
+
+@dataclass
+class Body:
+    """What every finite-element kind builds first: the model (rank 0 only), the material and
+    its lattice constant (Å) and elastic tensor, the model's interface law (or None), the
+    distributed mesh, the interface laws by name and the boundary conditions."""
+
+    model: object
+    material: object
+    a0_A: float
+    tensor: object
+    model_law: object
+    domain: object
+    interfaces: dict
+    bcs: tuple
+    pulled: tuple[str, ...]
+
+
+def build_body(case, case_dir: Path, comm) -> Body:
+    """The :class:`Body` of a case with the tables of :class:`BodyCase` (collective)."""
+    from continuum.domain import Domain
+
+    model = load_model(case, case_dir, comm)
+    built, a0, tensor = material(case, model, comm)
+    law = model_law(case, model, a0, comm)
+    domain = Domain.create(raw_mesh(case, case_dir) if comm.rank == 0 else None, comm)
+    interfaces = {name: interface_law(case, case_dir, law) for name in domain.interfaces} if case.interface else {}
+    pulled = tuple(b.name for b in case.boundary if b.type == "displacement")
+    return Body(model, built, a0, tensor, law, domain, interfaces, boundary_conditions(case), pulled)
+
+
+def run_on_every_rank(body, case, ctx):
+    """``body(case, ctx, comm)`` on ``MPI.COMM_WORLD``, every rank ended if one fails unexpectedly."""
+    from continuum.backend import load_dolfinx
+
+    load_dolfinx()
+    from mpi4py import MPI
+
+    comm = MPI.COMM_WORLD
+    with abort_other_ranks(comm):
+        return body(case, ctx, comm)
+
+
+@contextmanager
+def abort_other_ranks(comm):
+    """An unexpected error on one rank ends every rank (MPI Abort) instead of leaving them hanging;
+    input errors (raised on every rank alike: the checks are collective) pass through."""
+    try:
+        yield
+    except Exception as exc:
+        from .errors import INPUT_ERRORS
+
+        if comm.size > 1 and not isinstance(exc, INPUT_ERRORS):
+            log.error("rank %d: %s: %s; aborting all ranks", comm.rank, type(exc).__name__, exc)
+            sys.stderr.flush()
+            comm.Abort(1)
+        raise
+
+
+def load_steps(problem, case, out: Path, pulled: tuple[str, ...], comm, progress: bool, on_write=None) -> list[dict]:
+    """Walk the load steps of ``problem``; fields (and ``on_write(load_factor)``) at the start, every
+    ``output.every`` steps and at the end. Returns one row per step: load factor, energies (eV),
+    Newton iterations, reactions (eV/Å) of the ``pulled`` boundaries."""
+    from continuum.output import FieldWriter
+
+    if comm.rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+    comm.barrier()
+    rows = []
+    with FieldWriter(problem, out / "fields", case.output.format) as writer:
+        for write in (writer.write, on_write or (lambda factor: None)):
+            write(0.0)
+        steps = problem.irun(case.solver.steps, reactions=pulled)
+        if progress and comm.rank == 0:
+            from tqdm import tqdm
+
+            steps = tqdm(steps, total=case.solver.steps, desc=case.name, unit="step")
+        for k, step in enumerate(steps, start=1):
+            row = {"load_factor": step.load_factor, **{f"{k_}_eV": v for k_, v in step.energies_eV.items()},
+                   "newton_iterations": step.newton_iterations}
+            for name, force in step.reactions_eV_A.items():
+                row.update({f"reaction_{name}_{c}_eV_A": float(f) for c, f in zip("xyz", force)})
+            rows.append(row)
+            if k % case.output.every == 0 or step.load_factor >= 1.0:
+                for write in (writer.write, on_write or (lambda factor: None)):
+                    write(step.load_factor)
+    return rows
+
+
+def write_load_outputs(out: Path, rows: list[dict], pulled: tuple[str, ...], case) -> None:
+    """``load.csv`` (one row per load step) and ``load.png`` (reactions of the pulled boundaries)."""
+    import matplotlib
+
+    from atomistic.plots import save_png
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    write_rows(out / "load.csv", rows)
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    lam = [0.0] + [r["load_factor"] for r in rows]
+    for name in pulled:
+        for c in "xyz":
+            key = f"reaction_{name}_{c}_eV_A"
+            if any(abs(r[key]) > 0 for r in rows):
+                ax.plot(lam, [0.0] + [r[key] for r in rows], marker=".", label=f"{name} {c}")
+    ax.set_xlabel("load factor")
+    ax.set_ylabel("reaction force (eV/Å)")
+    ax.set_title(case.name)
+    ax.legend()
+    save_png(fig, out / "load.png")

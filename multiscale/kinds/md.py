@@ -1,0 +1,138 @@
+"""kind = "md": molecular dynamics with a trained model, and thermodynamics from it.
+
+Outputs in the case's output folder:
+    thermo.csv            step, time, energies, temperature, pressure, volume per structure
+    trajectory.extxyz     frames every ``md.trajectory_every`` steps (positions, momenta, cell)
+    checkpoint.pt         the state every ``md.checkpoint_every`` steps (``--resume`` continues)
+    thermo.png            energies, temperature (and pressure) against time
+    md.json               time step, rebuilds, throughput, NVE energy drift
+    analysis.json         heat capacity / compressibility with error bars (if asked)
+    report.json           all of the above in one place
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from ase.io import read
+
+from atomistic.analysis.thermo import compressibility, heat_capacity, trajectory_model_noise
+from atomistic.md import MolecularDynamics
+from atomistic.md.settings import MDSettings
+from atomistic.potential.committee import Committee
+from atomistic.potential.io import load_potential
+
+from ..common import PotentialConfig, RunOutputConfig, StructureConfig, build_structures, check_threads, set_threads
+from ..outputs import Report, write_json
+from ..schema import CaseError
+from . import Kind, RunContext
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class AnalysisConfig:
+    """Thermodynamics from the logged fluctuations (every ``md.log_every`` steps), after
+    ``equilibration_ps`` (ps) are dropped: ``heat_capacity`` (NVT: Cv from total-energy
+    fluctuations, model noise from the trajectory frames subtracted) and ``compressibility``
+    (NPT: kappa_T from volume fluctuations, with the bulk modulus it implies)."""
+
+    equilibration_ps: float = 1.0
+    heat_capacity: bool = False
+    compressibility: bool = False
+
+    def __post_init__(self):
+        if self.equilibration_ps < 0:
+            raise ValueError(f"analysis.equilibration_ps must be >= 0, got {self.equilibration_ps}")
+
+
+@dataclass(frozen=True)
+class MDCase:
+    """kind = "md": molecular dynamics of a structure with a trained model."""
+
+    kind: Literal["md"]
+    name: str
+    potential: PotentialConfig
+    structure: StructureConfig
+    md: MDSettings
+    analysis: AnalysisConfig = field(default_factory=AnalysisConfig)
+    output: RunOutputConfig = field(default_factory=RunOutputConfig)
+    threads: int = 0
+
+    def __post_init__(self):
+        if self.analysis.heat_capacity and self.md.ensemble != "nvt":
+            raise ValueError(f"analysis.heat_capacity needs md.ensemble = 'nvt', got {self.md.ensemble!r}")
+        if self.analysis.compressibility and self.md.ensemble != "npt":
+            raise ValueError(f"analysis.compressibility needs md.ensemble = 'npt', got {self.md.ensemble!r}")
+        if (self.analysis.heat_capacity or self.analysis.compressibility) and not self.md.log_every:
+            raise ValueError("analysis needs logged samples: set md.log_every > 0")
+        check_threads(self.threads)
+
+
+def run(case: MDCase, ctx: RunContext) -> dict:
+    case_dir, out, resume, progress = ctx.case_dir, ctx.out, ctx.resume, ctx.progress
+    report = Report(case)
+    set_threads(case.threads)
+    model = load_potential(case_dir / case.potential.path, device=case.potential.device)
+    frames = build_structures(case.structure, case_dir)
+    md = MolecularDynamics(model, frames, case.md, device=case.potential.device, output=out, resume=resume,
+                           progress=progress)
+    log.info("%s: %d structure(s), %d atoms, %s, dt = %.3g fs, %d steps", case.name, len(frames),
+             sum(len(a) for a in frames), case.md.ensemble.upper(), md.timestep_fs, case.md.steps)
+    result = md.run()
+    body = {"md": result.summary()}
+    if case.analysis.heat_capacity or case.analysis.compressibility:
+        body["analysis"] = analyse(case, md, out)
+        write_json(out / "analysis.json", body["analysis"])
+    return report.write(out, body)
+
+
+def _samples(case: MDCase, out: Path) -> dict[str, np.ndarray]:
+    """Logged columns after equilibration, as (n_samples, n_structures) arrays."""
+    data = np.atleast_1d(np.genfromtxt(out / "thermo.csv", delimiter=",", names=True))
+    keep = data["time_fs"] >= case.analysis.equilibration_ps * 1000.0
+    data = data[keep]
+    n_structures = int(data["structure"].max()) + 1 if len(data) else 0
+    if len(data) < 20 * max(n_structures, 1):  # at least 20 samples per structure
+        raise CaseError(f"analysis: only {len(data)} logged samples after analysis.equilibration_ps = "
+                         f"{case.analysis.equilibration_ps} ps; run longer or log more often")
+    return {k: data[k].reshape(-1, n_structures) for k in ("time_fs", "total_energy_eV", "volume_A3")}
+
+
+def analyse(case: MDCase, md: MolecularDynamics, out: Path) -> dict:
+    """Heat capacity and/or compressibility from the logged fluctuations, with error bars."""
+    s = _samples(case, out)
+    t = case.md.thermostat.temperature_K
+    n_atoms = [len(a) for a in md.frames]
+    n = int(s["time_fs"].shape[0])
+    n_blocks = max(2, min(20, n // 10))  # blocks of at least 10 samples, at most 20 blocks
+    result = {"temperature_K": t, "samples": n, "blocks": n_blocks}
+    if case.analysis.heat_capacity:
+        noise = 0.0
+        if isinstance(md.model, Committee):
+            noise = _model_noise(md, out, case.analysis.equilibration_ps)
+        cv = heat_capacity(s["total_energy_eV"], t, n_atoms[0], model_noise_variance=noise, n_blocks=n_blocks)
+        result["heat_capacity"] = cv.as_dict() if hasattr(cv, "as_dict") else cv
+    if case.analysis.compressibility:
+        kappa = compressibility(s["volume_A3"], t, n_blocks=n_blocks)
+        result["compressibility"] = kappa.as_dict() if hasattr(kappa, "as_dict") else kappa
+    log.info("analysis: %s", json.dumps(result, default=float))
+    return result
+
+
+def _model_noise(md: MolecularDynamics, out: Path, equilibration_ps: float) -> float:
+    """Variance (eV^2) that the committee's disagreement adds to the energy, from the frames after
+    equilibration."""
+    frames = [a for a in read(out / "trajectory.extxyz", ":") if a.info.get("time_fs", 0.0) >= equilibration_ps * 1e3]
+    if not frames:
+        log.warning("no trajectory frames after equilibration: model noise not subtracted")
+        return 0.0
+    return float(trajectory_model_noise(md.model, frames, device=md.device, dtype=md.dtype))
+
+
+KIND = Kind("md", MDCase, run, resumable=True)

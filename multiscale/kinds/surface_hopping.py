@@ -1,0 +1,326 @@
+"""kind = "surface_hopping": build (or train) the multi-state model, run batched FSSH, write
+
+    populations.csv / .png   fraction of trajectories on each state and mean |c_k|^2 vs time (fs)
+    hops.csv                 accepted and frustrated hops, from -> to, in total
+    hops_vs_time.csv / .png  the same, cumulative, at every record
+    final.extxyz             every trajectory's last geometry, its active state in info["state"]
+    model.safetensors        the trained diabatic model ([model.train] only)
+    report.json              final populations, hops, energy conservation, scattering branching
+                             (particle models), held-out errors of a trained model
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+from ase import Atoms, units
+from ase.io import read
+
+from atomistic import DescriptorSettings, NetworkSettings
+from atomistic.multistate import (
+    ConicalIntersection,
+    DiabaticPotential,
+    DiatomicCrossing,
+    FSSHSettings,
+    MultiStateData,
+    SurfaceHopping,
+    ThreeState,
+    TullyDual,
+    TullyExtended,
+    TullySimple,
+    adiabatic_states,
+    fit_multistate,
+)
+from atomistic.multistate.files import load_diabatic, save_diabatic
+from atomistic.multistate.initial import particle_initial_conditions, thermal_initial_conditions
+from atomistic.plots import hops_plot, population_plot
+from atomistic.potential.io import ModelFileError
+
+from ..common import RunOutputConfig, StructureConfig, build_structures, check_threads, set_threads
+from ..outputs import Report, write_csv, write_extxyz
+from ..schema import CaseError
+from . import Kind, RunContext
+
+log = logging.getLogger(__name__)
+
+
+
+@dataclass(frozen=True)
+class AnalyticModel:
+    """An analytic multi-state model: its class, and whether it moves one particle of Tully's mass
+    (2000 m_e; no [structure]) or a molecule (needs [structure])."""
+
+    model: type
+    particle: bool
+
+
+#: the analytic models, by the name ``[model] analytic`` gives
+ANALYTIC = {"tully1": AnalyticModel(TullySimple, True), "tully2": AnalyticModel(TullyDual, True),
+            "tully3": AnalyticModel(TullyExtended, True), "three_state": AnalyticModel(ThreeState, True),
+            "conical_intersection": AnalyticModel(ConicalIntersection, True),
+            "diatomic_crossing": AnalyticModel(DiatomicCrossing, False)}
+
+
+@dataclass(frozen=True)
+class DiabaticTrainingConfig:
+    """Train a :class:`~atomistic.multistate.DiabaticPotential` on ``dataset`` (extxyz of frames
+    labelled by :func:`~atomistic.multistate.casscf.label_states`, relative to the case file;
+    frames with ``split = "test"`` are held out and scored): ``hidden`` layer widths,
+    ``cutoff_A``, ``n_radial`` radial functions from ``r_min_A``, ``epochs`` of full-batch Adam at
+    ``lr``, ``coupling_weight`` of the phase-free coupling term, ``seed``."""
+
+    dataset: str
+    hidden: tuple[int, ...] = (32, 32)
+    cutoff_A: float = 6.5
+    n_radial: int = 12
+    r_min_A: float = 1.0
+    epochs: int = 2000
+    lr: float = 5e-3
+    coupling_weight: float = 3.0
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.epochs < 1 or not self.lr > 0 or self.coupling_weight < 0:
+            raise ValueError(f"model.train: epochs must be >= 1, lr > 0 and coupling_weight >= 0, got "
+                             f"{self.epochs}, {self.lr}, {self.coupling_weight}")
+        if not self.cutoff_A > self.r_min_A >= 0 or self.n_radial < 1:
+            raise ValueError(f"model.train: need cutoff_A > r_min_A >= 0 and n_radial >= 1, got "
+                             f"{self.cutoff_A}, {self.r_min_A}, {self.n_radial}")
+        if not self.hidden or any(h < 1 for h in self.hidden):
+            raise ValueError(f"model.train.hidden must be positive widths, got {list(self.hidden)}")
+
+
+@dataclass(frozen=True)
+class MultiStateModelConfig:
+    """Exactly one of ``analytic`` (a name in :data:`ANALYTIC`),
+    ``path`` (a diabatic model file, relative to the case file) or ``train``; ``device``."""
+
+    analytic: str | None = None
+    path: str | None = None
+    train: DiabaticTrainingConfig | None = None
+    device: str = "cpu"
+
+    def __post_init__(self):
+        if sum(x is not None for x in (self.analytic, self.path, self.train)) != 1:
+            raise ValueError("model: give exactly one of 'analytic', 'path' or a [model.train] table")
+        if self.analytic is not None and self.analytic not in ANALYTIC:
+            raise ValueError(f"model.analytic must be one of {sorted(ANALYTIC)}, "
+                             f"got {self.analytic!r}")
+
+    @property
+    def particle(self) -> bool:
+        return self.analytic is not None and ANALYTIC[self.analytic].particle
+
+
+@dataclass(frozen=True)
+class InitialConditionsConfig:
+    """``trajectories`` starting on adiabatic ``state``. Particle models: at ``x0_bohr``,
+    ``y0_bohr`` with ``momentum_au`` (ħ/bohr) along x. Molecules: at [structure] with
+    Maxwell–Boltzmann momenta at ``temperature_K`` (0: at rest), ``seed``."""
+
+    trajectories: int = 1000
+    state: int = 0
+    x0_bohr: float = -10.0
+    y0_bohr: float = 0.0
+    momentum_au: float = 20.0
+    temperature_K: float = 0.0
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.trajectories < 1:
+            raise ValueError(f"initial.trajectories must be >= 1, got {self.trajectories}")
+        if self.state < 0:
+            raise ValueError(f"initial.state must be >= 0, got {self.state}")
+        if self.temperature_K < 0:
+            raise ValueError(f"initial.temperature_K must be >= 0, got {self.temperature_K}")
+
+
+@dataclass(frozen=True)
+class HoppingRunConfig:
+    """``steps`` of ``fssh.timestep_fs``, populations recorded every ``record_every``; particle
+    models stop early once every trajectory is beyond ``exit_bohr`` from the origin along x
+    (scattering: transmitted or reflected)."""
+
+    steps: int = 2000
+    record_every: int = 10
+    exit_bohr: float | None = None
+
+    def __post_init__(self):
+        if self.steps < 1 or self.record_every < 1:
+            raise ValueError(f"run.steps and run.record_every must be >= 1, got {self.steps}, {self.record_every}")
+        if self.exit_bohr is not None and not self.exit_bohr > 0:
+            raise ValueError(f"run.exit_bohr must be positive, got {self.exit_bohr}")
+
+
+@dataclass(frozen=True)
+class SurfaceHoppingCase:
+    """kind = "surface_hopping": populations and hops of FSSH trajectories on a multi-state model."""
+
+    kind: Literal["surface_hopping"]
+    name: str
+    model: MultiStateModelConfig
+    initial: InitialConditionsConfig = field(default_factory=InitialConditionsConfig)
+    fssh: FSSHSettings = field(default_factory=FSSHSettings)
+    run: HoppingRunConfig = field(default_factory=HoppingRunConfig)
+    structure: StructureConfig | None = None
+    output: RunOutputConfig = field(default_factory=RunOutputConfig)
+    threads: int = 0
+
+    def __post_init__(self):
+        if self.model.particle and self.structure is not None:
+            raise ValueError(f"structure: model.analytic = {self.model.analytic!r} moves one particle; "
+                             "remove [structure] and use initial.x0_bohr / momentum_au")
+        if not self.model.particle and self.structure is None:
+            raise ValueError("structure: a molecular multi-state model needs a [structure] table")
+        check_threads(self.threads)
+
+
+
+def train_diabatic(case: SurfaceHoppingCase, case_dir: Path, out: Path) -> tuple[DiabaticPotential, dict]:
+    """Train on ``[model.train].dataset`` and save the model; returns it and a report with its
+    held-out errors (energy MAE eV, force MAE eV/Å, coupling |d| relative L1)."""
+    cfg = case.model.train
+    path = case_dir / cfg.dataset
+    if not path.is_file():
+        raise CaseError(f"model.train.dataset: {path} not found")
+    try:
+        frames = read(str(path), index=":")
+        train = [f for f in frames if f.info.get("split", "train") != "test"]
+        test = [f for f in frames if f.info.get("split") == "test"]
+        data = MultiStateData.from_frames(train)
+        held_out = MultiStateData.from_frames(test) if test else None
+    except (ValueError, KeyError, OSError) as exc:
+        raise CaseError(f"model.train.dataset: {path} is not a multi-state dataset ({exc})") from None
+    template = train[0]
+    species = sorted(set(template.get_chemical_symbols()))
+    torch.manual_seed(cfg.seed)
+    angular = 0 if len(template) < 3 else DescriptorSettings().n_angular  # a diatomic has no angles
+    model = DiabaticPotential(species, data.energies.shape[1],
+                              DescriptorSettings(cutoff=cfg.cutoff_A, n_radial=cfg.n_radial, r_min=cfg.r_min_A,
+                                                 angular_cutoff=min(3.0, cfg.cutoff_A), n_angular=angular),
+                              NetworkSettings(hidden=cfg.hidden))
+    t0 = time.perf_counter()
+    history = fit_multistate(model, template, data, epochs=cfg.epochs, batch_size=len(train), lr=cfg.lr,
+                             weights=(1.0, 1.0, cfg.coupling_weight), seed=cfg.seed)
+    report = {"dataset": str(path), "train_frames": len(train), "test_frames": len(test),
+              "final_loss": history[-1], "seconds": time.perf_counter() - t0}
+    if held_out is not None:
+        got = adiabatic_states(model.bind(template), held_out.positions)
+        report["test_energy_mae_eV"] = float((got.energies - held_out.energies).abs().mean())
+        report["test_force_mae_eV_A"] = float((got.forces - held_out.forces).abs().mean())
+        if held_out.couplings is not None:
+            n = held_out.energies.shape[1]
+            rows, cols = torch.triu_indices(n, n, 1)
+            gap = held_out.energies[:, cols] - held_out.energies[:, rows]
+            d_ref = torch.linalg.vector_norm(held_out.couplings[:, rows, cols].flatten(2), dim=-1) / gap
+            d = torch.linalg.vector_norm(got.couplings[:, rows, cols].flatten(2), dim=-1)
+            report["test_coupling_rel_l1"] = float((d - d_ref).abs().sum() / d_ref.sum())
+    save_diabatic(model, out / "model.safetensors", provenance={"case": case.name, "dataset": cfg.dataset})
+    log.info("trained a %d-state diabatic model on %d frames: %s", model.n_states, len(train),
+             {k: v for k, v in report.items() if k.startswith("test_")})
+    return model, report
+
+
+def _model(case: SurfaceHoppingCase, case_dir: Path, out: Path):
+    """(the model's ``diabatic`` module, the starting geometry or None for a particle model,
+    the training report or None)."""
+    cfg = case.model
+    if cfg.analytic is not None:
+        model = ANALYTIC[cfg.analytic].model()
+        return model, None if cfg.particle else build_structures(case.structure, case_dir)[0], None
+    if cfg.path is not None:
+        try:
+            trained = load_diabatic(case_dir / cfg.path, device=cfg.device)
+        except ModelFileError as exc:
+            raise CaseError(f"model.path: {exc}") from None
+        report = None
+    else:
+        trained, report = train_diabatic(case, case_dir, out)
+        trained = trained.to(cfg.device)
+    atoms = build_structures(case.structure, case_dir)[0]
+    unknown = sorted(set(atoms.get_chemical_symbols()) - set(trained.species))
+    if unknown:
+        raise CaseError(f"structure: elements {unknown} are not in the model's species {trained.species}")
+    return trained.bind(atoms), atoms, report
+
+
+def _initial(case: SurfaceHoppingCase, atoms: Atoms | None, device) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
+    """Positions (T, N, 3) Å, momenta (T, N, 3) amu Å/fs and masses (N,) amu."""
+    ini = case.initial
+    if atoms is None:  # one particle of Tully's mass
+        return particle_initial_conditions(ini.trajectories, x0_bohr=ini.x0_bohr, y0_bohr=ini.y0_bohr,
+                                           momentum_au=ini.momentum_au, device=device)
+    return thermal_initial_conditions(atoms, ini.trajectories, temperature_K=ini.temperature_K, seed=ini.seed,
+                                      device=device)
+
+
+def run(case: SurfaceHoppingCase, ctx: RunContext) -> dict:
+    case_dir, out, progress = ctx.case_dir, ctx.out, ctx.progress
+    envelope = Report(case)
+    out.mkdir(parents=True, exist_ok=True)
+    set_threads(case.threads)
+    model, atoms, training = _model(case, case_dir, out)
+    device = torch.device(case.model.device)
+    pos, mom, masses = _initial(case, atoms, device)
+    n_states = int(model.diabatic(pos[:1]).shape[1])
+    if case.initial.state >= n_states:
+        raise CaseError(f"initial.state: {case.initial.state} is not a state of this {n_states}-state model")
+    sim = SurfaceHopping.start(model, pos, mom, masses, case.initial.state, case.fssh)
+    e0 = sim.total_energy()
+    until = None
+    if case.model.particle and case.run.exit_bohr is not None:
+        edge = case.run.exit_bohr * units.Bohr
+        until = lambda s: bool((s.positions[:, 0, 0].abs() > edge).all())  # noqa: E731
+    t0 = time.perf_counter()
+    history = sim.run(case.run.steps, case.run.record_every, until=until, progress=progress)
+    seconds = time.perf_counter() - t0
+    drift = (sim.total_energy() - e0).abs()
+
+    header = ["time_fs"] + [f"surface_{k}" for k in range(n_states)] + [f"electronic_{k}" for k in range(n_states)]
+    write_csv(out / "populations.csv", header,
+              ([t, *s, *e] for t, s, e in zip(history["time_fs"], history["surface"], history["electronic"])))
+    population_plot(out / "populations.png", history, title=f"{case.name}: {case.initial.trajectories} trajectories")
+    hops = history["hops"]
+    pairs = [(a, b) for a in range(n_states) for b in range(n_states) if a != b]
+    write_csv(out / "hops.csv", ["from", "to", "accepted", "frustrated"],
+              ([a, b, hops["accepted"][a][b], hops["frustrated"][a][b]] for a, b in pairs))
+    write_csv(out / "hops_vs_time.csv",
+              ["time_fs"] + [f"accepted_{a}_{b}" for a, b in pairs] + [f"frustrated_{a}_{b}" for a, b in pairs],
+              ([t] + [acc[a][b] for a, b in pairs] + [fr[a][b] for a, b in pairs]
+               for t, acc, fr in zip(history["time_fs"], history["accepted"], history["frustrated"])))
+    hops_plot(out / "hops.png", history, title=f"{case.name}: surface hops")
+    symbols = atoms.get_chemical_symbols() if atoms is not None else ["X"]
+    final = []
+    for xyz, state in zip(sim.positions.detach().cpu().numpy(), sim.active.cpu().tolist()):
+        frame = Atoms(symbols, positions=xyz)
+        frame.info["state"] = state
+        final.append(frame)
+    write_extxyz(out / "final.extxyz", final)
+
+    surface, electronic = sim.populations()
+    envelope.timings_s["fssh"] = seconds
+    report = {"trajectories": case.initial.trajectories, "n_states": n_states, "time_fs": sim.time_fs,
+              "step_us_per_trajectory": 1e6 * seconds / max(1, len(history["time_fs"]) - 1) / case.run.record_every
+              / case.initial.trajectories,
+              "final_surface_populations": surface.tolist(), "final_electronic_populations": electronic.tolist(),
+              "hops": hops, "max_energy_change_eV": float(drift.max()), "mean_energy_change_eV": float(drift.mean())}
+    if case.model.particle:
+        x = sim.positions[:, 0, 0]
+        report["branching"] = {
+            "reflected": [float(((x < 0) & (sim.active == k)).double().mean()) for k in range(n_states)],
+            "transmitted": [float(((x > 0) & (sim.active == k)).double().mean()) for k in range(n_states)]}
+    if training is not None:
+        report["training"] = training
+    report = envelope.write(out, report)
+    log.info("surface hopping %s: final populations %s after %.1f fs (%.1f s)", case.name,
+             [round(p, 4) for p in surface.tolist()], sim.time_fs, seconds)
+    return report
+
+
+KIND = Kind("surface_hopping", SurfaceHoppingCase, run)
