@@ -14,7 +14,7 @@ from ase.calculators.calculator import Calculator, all_changes
 
 from atomistic.potential.committee import Committee, evaluate_committee
 from atomistic.potential.forces import evaluate
-from atomistic.potential.models import BPPotential
+from atomistic.potential.models import BPPotential, placed
 
 
 class NNPCalculator(Calculator):
@@ -36,7 +36,7 @@ class NNPCalculator(Calculator):
         if flush_denormal:
             torch.set_flush_denormal(True)
         self.device = torch.device(device)
-        self.model = model.to(device=self.device, dtype=dtype or model.dtype).eval()
+        self.model = placed(model, self.device, dtype or model.dtype)  # a copy if it must move
         self.mask_bodies = mask_bodies
         self.chunk_size = chunk_size
         if isinstance(model, Committee):

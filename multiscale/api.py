@@ -6,13 +6,27 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from .case_file import load_case
 from .kinds import KINDS, RunContext
 from .schema import CaseError
 
-__all__ = ["load_case", "run", "run_case"]
+__all__ = ["check_case", "load_case", "run", "run_case"]
+
+#: environment variables that MPI launchers set to the number of ranks (MPICH/Hydra, Open MPI)
+_WORLD_SIZE = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE")
+
+
+def launched_ranks() -> int:
+    """How many MPI ranks the launcher started this process among (1 outside mpiexec), read from
+    the launcher's environment so that no MPI library is loaded to find out."""
+    for name in _WORLD_SIZE:
+        value = os.environ.get(name, "")
+        if value.isdigit():
+            return int(value)
+    return 1
 
 
 def run(case, case_dir: str | Path = ".", *, resume: bool = False, output: str | Path | None = None,
@@ -24,11 +38,28 @@ def run(case, case_dir: str | Path = ".", *, resume: bool = False, output: str |
     continues an interrupted run from its checkpoints; a kind that cannot resume refuses it.
     """
     kind = KINDS[case.kind]
+    ranks = launched_ranks()
+    if ranks > 1 and not kind.parallel:
+        raise CaseError(f"mpiexec: kind {case.kind!r} runs in one process ({ranks} ranks were started, and each "
+                        "would write the same files); run it without mpiexec (kinds that use MPI: "
+                        f"{', '.join(sorted(k for k, v in KINDS.items() if v.parallel))})")
     if resume and not kind.resumable:
         raise CaseError(f"--resume: kind {case.kind!r} cannot resume an interrupted run; run it again without "
                         f"--resume (kinds that can: {', '.join(sorted(k for k, v in KINDS.items() if v.resumable))})")
     out = Path(output or case.output.dir or Path("runs") / case.name)
     return kind.run(case, RunContext(case_dir=Path(case_dir), out=out, resume=resume, progress=progress))
+
+
+def check_case(path: str | Path):
+    """Everything that can be known without solving: the case file (schema and cross-table
+    checks) and the files it names (the model file is loaded, a structure file read). Returns the
+    case; raises the input error a run would raise."""
+    from .common import check_files
+
+    path = Path(path)
+    case = load_case(path)
+    check_files(case, path.parent)
+    return case
 
 
 def run_case(path: str | Path, *, resume: bool = False, output: str | Path | None = None,

@@ -11,14 +11,17 @@ import sys
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="multiscale", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="multiscale", description="Concurrent atomistic-to-continuum simulation: run or check a TOML case file.",
+        epilog="Exit codes: 0 done, 2 bad input (case file, dataset, model file), 1 the run failed. "
+               "Case kinds with a finite-element body also run under mpiexec -n N.")
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run a case file")
     run.add_argument("case", help="path to a TOML case file")
     run.add_argument("--resume", action="store_true", help="continue from the checkpoints of an earlier run")
     run.add_argument("--output", help="output folder (overrides [output] dir)")
     run.add_argument("-q", "--quiet", action="store_true", help="warnings only, no progress bars")
-    check = sub.add_parser("check", help="validate a case file without running it")
+    check = sub.add_parser("check", help="validate a case file and the files it names, without running it")
     check.add_argument("case")
     args = parser.parse_args(argv)
 
@@ -33,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         if args.command == "check":
-            api.load_case(args.case)
+            api.check_case(args.case)
             print(f"{args.case}: ok")
             return 0
         from tqdm.contrib.logging import logging_redirect_tqdm

@@ -136,10 +136,26 @@ def check_threads(threads: int) -> None:
         raise ValueError(f"threads must be >= 0, got {threads}")
 
 
+def check_files(case, case_dir: Path) -> None:
+    """The files a case names, opened as a run would open them: ``[potential] path`` (the model is
+    loaded on the CPU: a missing, pickled, truncated or empty file is refused) and ``[structure]
+    file`` (read). Raises the run's own input errors."""
+    potential = getattr(case, "potential", None)
+    if isinstance(potential, PotentialConfig):
+        from atomistic.potential.io import load_potential
+
+        load_potential(case_dir / potential.path, device="cpu")
+    structure = getattr(case, "structure", None)
+    if isinstance(structure, StructureConfig) and structure.file is not None:
+        build_structures(structure, case_dir)
+
+
 def build_structures(cfg, case_dir: Path) -> list[Atoms]:
     """``cfg.replicas`` structures, each rattled with its own seed; Å throughout."""
     if cfg.file is not None:
         path = case_dir / cfg.file
+        if path.is_dir():
+            raise CaseError(f"structure.file: {path} is a folder; expected a structure file")
         if not path.is_file():
             raise CaseError(f"structure.file: {path} not found")
         try:

@@ -26,6 +26,9 @@ from .schema import CaseError
 
 log = logging.getLogger(__name__)
 
+#: the faces of a box mesh (:func:`continuum.geometry.box`)
+BOX_FACES = ("xmin", "xmax", "ymin", "ymax", "zmin", "zmax")
+
 
 @dataclass(frozen=True)
 class CrystalConfig:
@@ -40,8 +43,15 @@ class CrystalConfig:
     orientation_y: tuple[float, float, float] = (0.0, 1.0, 0.0)
 
     def __post_init__(self):
-        if not self.a_guess_A > 0:
+        if not 0 < self.a_guess_A < float("inf"):
             raise ValueError(f"material.a_guess_A = {self.a_guess_A!r}: expected a positive length in Å")
+        x, y = (np.asarray(v, dtype=float) for v in (self.orientation_x, self.orientation_y))
+        for key, v in (("orientation_x", x), ("orientation_y", y)):
+            if not (np.all(np.isfinite(v)) and np.linalg.norm(v) > 0):
+                raise ValueError(f"material.{key} = {v.tolist()}: expected a non-zero crystal direction")
+        if abs(x @ y) > 1e-8 * np.linalg.norm(x) * np.linalg.norm(y):
+            raise ValueError(f"material.orientation_y = {y.tolist()}: expected a direction perpendicular to "
+                             f"orientation_x = {x.tolist()} (the body's z axis is x cross y)")
 
 
 @dataclass(frozen=True)
@@ -64,6 +74,16 @@ class MeshConfig:
             raise ValueError("mesh.divisions: required with lengths_A")
         if self.file is None and self.interfaces:
             raise ValueError("mesh.interfaces: only for a gmsh file; a box is split with split_x_A")
+        if self.lengths_A is not None:
+            if not all(0 < v < float("inf") for v in self.lengths_A):
+                raise ValueError(f"mesh.lengths_A = {list(self.lengths_A)}: expected three positive lengths in Å")
+            if not all(n >= 1 for n in self.divisions):
+                raise ValueError(f"mesh.divisions = {list(self.divisions)}: expected three integers >= 1")
+            if self.split_x_A is not None and not 0 < self.split_x_A < self.lengths_A[0]:
+                raise ValueError(f"mesh.split_x_A = {self.split_x_A!r}: expected a plane inside the box, between 0 "
+                                 f"and lengths_A[0] = {self.lengths_A[0]} Å")
+        elif self.split_x_A is not None:
+            raise ValueError("mesh.split_x_A: only for a box; a gmsh file names its interfaces in mesh.interfaces")
 
 
 @dataclass(frozen=True)
@@ -88,6 +108,15 @@ class InterfaceConfig:
             raise ValueError("interface: law = 'uber' needs W_sep_J_m2 and length_A")
         if (self.law == "table") != (self.table is not None):
             raise ValueError("interface: law = 'table' goes with table = 'file.csv' (and only with it)")
+        if self.W_sep_J_m2 is not None and not 0 < self.W_sep_J_m2 < float("inf"):
+            raise ValueError(f"interface.W_sep_J_m2 = {self.W_sep_J_m2!r}: expected a positive work of separation "
+                             "in J/m^2")
+        for key in ("length_A", "tangential_length_A"):
+            value = getattr(self, key)
+            if value is not None and not 0 < value < float("inf"):
+                raise ValueError(f"interface.{key} = {value!r}: expected a positive length in Å")
+        if not 0 <= self.contact_penalty < float("inf"):
+            raise ValueError(f"interface.contact_penalty = {self.contact_penalty!r}: expected a number >= 0")
 
 
 @dataclass(frozen=True)
@@ -107,10 +136,14 @@ class BoundaryConfig:
         if self.type == "displacement":
             if self.value_A is None or any(isinstance(v, str) and v != "free" for v in self.value_A):
                 raise ValueError(f"{where}: displacement needs value_A = [x, y, z] in Å, each a number or \"free\"")
+            if any(not isinstance(v, str) and not np.isfinite(v) for v in self.value_A):
+                raise ValueError(f"{where}: value_A = {list(self.value_A)}: expected finite displacements in Å")
         elif self.type == "traction" and (self.value_GPa is None or len(self.value_GPa) != 3):
             raise ValueError(f"{where}: traction needs value_GPa = [tx, ty, tz]")
         elif self.type == "pressure" and (self.value_GPa is None or len(self.value_GPa) != 1):
             raise ValueError(f"{where}: pressure needs value_GPa = [p]")
+        if self.value_GPa is not None and not np.all(np.isfinite(self.value_GPa)):
+            raise ValueError(f"{where}: value_GPa = {list(self.value_GPa)}: expected finite numbers in GPa")
 
 
 @dataclass(frozen=True)
@@ -159,6 +192,15 @@ class BodyCase:
     interface: InterfaceConfig | None = None
     solver: FESolverConfig = field(default_factory=FESolverConfig)
     output: FieldOutputConfig = field(default_factory=FieldOutputConfig)
+
+    def check_boundaries(self) -> None:
+        """On a box, every ``[[boundary]]`` names one of its faces (a gmsh file's names are read
+        with the mesh)."""
+        if self.mesh.lengths_A is None:
+            return
+        for k, b in enumerate(self.boundary):
+            if b.name not in BOX_FACES:
+                raise ValueError(f"boundary[{k}].name = {b.name!r}: a box's faces are {list(BOX_FACES)}")
 
 
 def load_model(case, base: Path, comm):

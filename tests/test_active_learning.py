@@ -98,6 +98,33 @@ def test_store_is_append_only_and_cuts_a_torn_record(tmp_path):
     assert 3 in reopened and reopened.failures[0]["reason"] == "it broke"
 
 
+def test_generation_zero_checkpoints_resume_on_the_data_read_back_from_the_store(tmp_path):
+    """A kill during generation-0 training: the resumed run trains on the store as read back from
+    dataset.extxyz, so the first run must have trained on exactly that (the checkpoints'
+    fingerprints cover the data), and the labels must still be the oracle's numbers bit for bit."""
+    frames = rattled(slab(), 3)
+    store = LabelledStore(tmp_path)
+    label_initial(store, Oracle(EMT()), frames)
+    twin = Oracle(EMT())  # the same calls in the same order: the same numbers to the last bit
+    for ref, stored in zip(map(twin, frames), store.frames):
+        assert np.array_equal(stored.positions, ref.positions)
+        assert np.array_equal(stored.get_forces(), ref.get_forces())
+        assert stored.get_potential_energy() == ref.get_potential_energy()
+    reread = LabelledStore(tmp_path).frames  # what --resume trains on
+
+    def generation_zero(frames):
+        return train_generation_zero(prepare(frames, ["Cu"], TINY_DESCRIPTOR.cutoff), ["Cu"], TINY_DESCRIPTOR,
+                                     TINY_NETWORK, TrainSettings(max_epochs=2, progress=False), members=2,
+                                     seed=0, workdir=tmp_path / "checkpoints")
+
+    first = generation_zero(store.frames)  # the first run, killed once its member checkpoints exist
+    resumed = generation_zero(reread)  # --resume: picks them up (it raised CheckpointMismatch)
+    for a, b in zip(first.members, resumed.members):
+        assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+    for a, b in zip(store.frames, reread):
+        assert np.array_equal(a.positions, b.positions) and np.array_equal(a.get_forces(), b.get_forces())
+
+
 # --- the oracle --------------------------------------------------------------------------------
 def test_oracle_labels_like_its_calculator_and_classifies_failures():
     atoms = rattled(slab(), 1)[0]

@@ -163,7 +163,8 @@ train_committee = train_generation_zero
 
 def label_initial(store: LabelledStore, oracle: Oracle, frames: Sequence[Atoms]) -> int:
     """Label the starting configurations (ids 0..n-1) that are not in ``store`` yet; returns how
-    many oracle calls that took. A failed one is recorded and skipped."""
+    many oracle calls that took. A failed one is recorded and skipped; when every one has failed,
+    :class:`~atomistic.errors.ActiveLearningError` (there is nothing to train on)."""
     calls = 0
     for k, atoms in enumerate(frames):
         if k in store:
@@ -174,6 +175,10 @@ def label_initial(store: LabelledStore, oracle: Oracle, frames: Sequence[Atoms])
         except OracleFailure as exc:
             where = store.record_failure(atoms, k, exc.message, exc.kind, source="initial")
             log.warning("initial configuration %d: the oracle failed (%s); kept in %s", k, exc, where)
+    if frames and not any(k in store.ids for k in range(len(frames))):
+        raise ActiveLearningError(f"initial: the oracle failed on all {len(frames)} starting configurations; "
+                                  "nothing to train on (the failures and their configurations are in the store's "
+                                  "failures.jsonl and failed/)")
     return calls
 
 

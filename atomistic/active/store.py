@@ -4,7 +4,9 @@
 ``label_id`` in its info line and is appended with a single write, then flushed and fsynced
 before :meth:`LabelledStore.append` returns. A kill at any moment can leave at most one torn
 record at the end of the file; opening the store cuts it off (with a warning), so the file
-always holds exactly the labels that were completed.
+always holds exactly the labels that were completed. Records are written exactly (positions
+and forces to the last bit, not ASE's 8 decimals) and :attr:`LabelledStore.frames` holds them as
+they read back, so a run trains on the very numbers a resumed run reads from the file.
 
 Labels that failed (oracle exceptions, unconverged SCF, time-outs) go to ``failures.jsonl``,
 one fsynced JSON line each, and the configuration is kept in ``failed/label_<id>.extxyz``.
@@ -21,7 +23,7 @@ from pathlib import Path
 from ase import Atoms
 from ase.io import read
 
-from atomistic.atomic_files import append_bytes, write_extxyz
+from atomistic.atomic_files import append_bytes, extxyz_text, write_extxyz
 
 log = logging.getLogger(__name__)
 
@@ -111,8 +113,12 @@ class LabelledStore:
         a = atoms.copy()
         a.calc = atoms.calc
         a.info.update(info, label_id=int(label_id))
-        write_extxyz(self.path, a, append=True)
-        self.frames.append(a)
+        record = extxyz_text(a, exact=True)
+        append_bytes(self.path, record.encode("utf-8"))
+        # keep the label as it reads back from the file, not the oracle's object: a resumed run
+        # trains on what it reads from disk, so an uninterrupted run must train on exactly that too
+        # (the record is written exactly, so these are the oracle's numbers bit for bit)
+        self.frames.append(read(io.StringIO(record), format="extxyz"))
         self.ids.append(int(label_id))
 
     def record_failure(self, atoms: Atoms, label_id: int, reason: str, kind: str, **info) -> Path:

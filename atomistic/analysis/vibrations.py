@@ -21,9 +21,10 @@ from pathlib import Path
 import numpy as np
 from ase import Atoms, units
 
+from atomistic.errors import InputMismatch
 from atomistic.potential.forces import hessian, model_inputs, predict
 from atomistic.potential.models import model_device
-from atomistic.potential.structure import fixed_mask
+from atomistic.potential.structure import check_distances, fixed_mask
 
 log = logging.getLogger(__name__)
 
@@ -177,6 +178,10 @@ def normal_modes(model, atoms: Atoms, *, indices=None, project_rigid: bool = Tru
     indices = free_atoms(atoms) if indices is None else _check_indices(atoms, indices)
     if len(indices) == 0:
         raise ValueError("normal_modes: every atom is fixed (FixAtoms), nothing can vibrate")
+    if project_rigid and len(atoms) == 1:
+        raise InputMismatch("normal_modes: a single atom has no vibrations (its 3 degrees of freedom are "
+                            "translations)")
+    check_distances(atoms, what="normal_modes")
     if not stationary_fmax > 0:
         raise ValueError(f"stationary_fmax must be positive (eV/Å), got {stationary_fmax}")
     h, forces = _hessian_and_forces(model, atoms, model_device(model, device))

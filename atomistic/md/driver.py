@@ -40,7 +40,7 @@ from atomistic.md.output import ThermoLog, TrajectoryWriter, load_checkpoint, sa
 from atomistic.md.settings import MDSettings
 from atomistic.md.state import MDState, System, kinetic_energy, maxwell_boltzmann, pressure, temperature
 from atomistic.potential.models import model_device
-from atomistic.potential.structure import fixed_mask, from_atoms
+from atomistic.potential.structure import check_distances, fixed_mask, from_atoms
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +87,8 @@ class MolecularDynamics:
         frames = [atoms] if isinstance(atoms, Atoms) else list(atoms)
         if not frames:
             raise InputMismatch("MD needs at least one structure")
+        for k, a in enumerate(frames):  # before any expensive work (a Hessian, a first force block)
+            check_distances(a, what=f"structure {k}")
         self.settings = settings
         self.frames = [a.copy() for a in frames]
         dtype = DTYPES[settings.precision]

@@ -12,6 +12,7 @@ from ase.calculators.calculator import Calculator, all_changes
 
 from atomistic.multistate.adiabatic import adiabatic_states
 from atomistic.multistate.network import DiabaticPotential
+from atomistic.potential.models import placed
 
 
 class MultiStateCalculator(Calculator):
@@ -27,7 +28,7 @@ class MultiStateCalculator(Calculator):
         if not 0 <= state < n:
             raise ValueError(f"state must be in 0..{n - 1} for a {n}-state model, got {state}")
         self.device = torch.device(device)
-        self.model, self.state = model.to(self.device), state
+        self.model, self.state = placed(model, self.device), state  # a copy if it must move
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
         super().calculate(atoms, properties, system_changes)

@@ -69,6 +69,8 @@ def read_header(path: str | os.PathLike, kinds: tuple[str, ...] = ("behler_parri
     """The JSON header of a model file (validated, its ``kind`` one of ``kinds``), without
     loading weights."""
     path = Path(path)
+    if path.is_dir():
+        raise ModelFileError(f"{path}: is a folder; expected a model file (.safetensors)")
     if not path.is_file():
         raise ModelFileError(f"{path}: no such model file")
     with open(path, "rb") as f:

@@ -6,6 +6,7 @@ positions to per-atom energies; every derivative lives in :mod:`atomistic.potent
 
 from __future__ import annotations
 
+import copy
 from dataclasses import asdict, dataclass
 
 import torch
@@ -49,6 +50,21 @@ def model_device(model, device: str | torch.device | None = None) -> torch.devic
         return next(model.parameters()).device
     except StopIteration:
         return torch.device("cpu")
+
+
+def placed(model: nn.Module, device: str | torch.device | None = None, dtype: torch.dtype | None = None):
+    """``model`` on ``device`` in ``dtype`` (None: where and what it is): the model itself when it is
+    already there, else a converted copy, so that a caller's model is never changed behind its back
+    (a calculator asking for float32 must not turn the caller's float64 model into float32)."""
+    if not isinstance(model, nn.Module):  # an analytic model: nothing of the caller's to protect
+        return model.to(device) if device is not None else model
+    target = model_device(model, device)
+    if target.type == "cuda" and target.index is None:
+        target = torch.device("cuda", torch.cuda.current_device())
+    tensors = [*model.parameters(), *model.buffers()]
+    if all(t.device == target and (dtype is None or not t.is_floating_point() or t.dtype == dtype) for t in tensors):
+        return model
+    return copy.deepcopy(model).to(device=target, dtype=dtype)
 
 
 class BPPotential(nn.Module):

@@ -106,6 +106,26 @@ def from_atoms(
     )
 
 
+#: atoms closer than this (Å) are an input error for any method: no bond is this short (H2: 0.74 Å)
+MIN_DISTANCE_A = 0.5
+
+
+def check_distances(atoms: Atoms, *, min_A: float = MIN_DISTANCE_A, what: str = "structure") -> None:
+    """Refuse atoms closer than ``min_A`` Å (periodic images included): overlapping atoms make
+    every method meaningless, and some (a Hessian, a first force block at enormous forces) slow.
+    Raises :class:`~atomistic.errors.InputMismatch` naming the two atoms and their distance."""
+    if len(atoms) < 2 and not atoms.pbc.any():
+        return
+    from ase.neighborlist import neighbor_list
+
+    i, j, d = neighbor_list("ijd", atoms, min_A)
+    if len(d):
+        k = int(np.argmin(d))
+        raise InputMismatch(f"{what}: atoms {int(i[k])} ({atoms[int(i[k])].symbol}) and {int(j[k])} "
+                            f"({atoms[int(j[k])].symbol}) are {d[k]:.3g} Å apart (less than {min_A} Å: overlapping "
+                            "atoms); check the structure's lattice constant, cell or coordinates")
+
+
 def fixed_mask(atoms_or_frames: Atoms | Sequence[Atoms], *, what: str = "this method") -> np.ndarray:
     """(n_atoms over all frames,) bool: the atoms held by an ASE ``FixAtoms`` constraint.
 

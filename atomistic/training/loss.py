@@ -19,6 +19,14 @@ class LossWeights:
     forces: float = 0.1
     stress: float = 1e-3
 
+    def __post_init__(self):
+        for name in ("energy", "forces", "stress"):
+            value = getattr(self, name)
+            if not (value >= 0 and value < float("inf")):  # NaN fails both
+                raise ValueError(f"weights.{name} = {value!r}: expected a finite weight >= 0")
+        if self.energy == 0 and self.forces == 0 and self.stress == 0:
+            raise ValueError("weights: every weight is 0; nothing would be fitted")
+
 
 def loss(pred: Prediction, batch: Batch, w: LossWeights) -> torch.Tensor:
     """L = w_E mean((E - E_ref)/N)^2 + w_F mean|F - F_ref|^2 + w_S mean(sigma - sigma_ref)^2."""

@@ -52,8 +52,12 @@ class TrainSettings:
                 raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
         if self.grad_clip < 0:
             raise ValueError(f"grad_clip must be >= 0, got {self.grad_clip}")
-        if not self.lr > 0 or not 0 < self.lr_factor < 1 or self.min_lr < 0:
-            raise ValueError("lr must be positive, lr_factor in (0, 1), min_lr >= 0")
+        if not 0 < self.lr < float("inf"):  # NaN fails
+            raise ValueError(f"lr = {self.lr!r}: expected a finite positive learning rate")
+        if not 0 < self.lr_factor < 1:
+            raise ValueError(f"lr_factor = {self.lr_factor!r}: expected a number in (0, 1)")
+        if not 0 <= self.min_lr < float("inf"):
+            raise ValueError(f"min_lr = {self.min_lr!r}: expected a finite number >= 0")
         if self.dtype not in ("float32", "float64"):
             raise ValueError(f"dtype must be 'float32' or 'float64', got {self.dtype!r}")
 

@@ -34,13 +34,15 @@ class RunContext:
 
 @dataclass(frozen=True)
 class Kind:
-    """A case kind: its ``name`` (the case file's ``kind``), its ``case`` class, its ``run`` and
-    whether an interrupted run can be continued with ``--resume`` (``resumable``)."""
+    """A case kind: its ``name`` (the case file's ``kind``), its ``case`` class, its ``run``,
+    whether an interrupted run can be continued with ``--resume`` (``resumable``) and whether it
+    runs on several MPI ranks (``parallel``; the others run in one process and refuse mpiexec)."""
 
     name: str
     case: type
     run: Callable[[object, RunContext], dict]
     resumable: bool = False
+    parallel: bool = False
 
 
 @cache

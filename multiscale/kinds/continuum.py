@@ -26,6 +26,7 @@ class ContinuumCase(BodyCase):
     kind: Literal["continuum"]
 
     def __post_init__(self):
+        self.check_boundaries()
         split = self.mesh.split_x_A is not None or bool(self.mesh.interfaces)
         if split and self.interface is None:
             raise ValueError("interface: the mesh has an interface, so the case needs an [interface] table")
@@ -53,4 +54,4 @@ def _run(case: ContinuumCase, ctx: RunContext, comm) -> dict:
     return report.write(ctx.out, results, on_this_rank=comm.rank == 0)
 
 
-KIND = Kind("continuum", ContinuumCase, run)
+KIND = Kind("continuum", ContinuumCase, run, parallel=True)

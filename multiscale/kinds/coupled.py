@@ -54,6 +54,9 @@ class AtomsRegionConfig:
             raise ValueError(f"atoms.handshake_A = {self.handshake_A!r}: expected a positive width in Å")
         if not self.pad_A > 0:
             raise ValueError(f"atoms.pad_A = {self.pad_A!r}: expected a positive width in Å (at least the cutoff)")
+        for axis, (lo, hi) in enumerate(zip(self.lower_A, self.upper_A)):
+            if not lo < hi:
+                raise ValueError(f"atoms.lower_A[{axis}] = {lo} is not below atoms.upper_A[{axis}] = {hi} (Å)")
 
     def handshake(self):
         from coupling.handshake import Handshake
@@ -86,9 +89,30 @@ class CoupledCase(BodyCase):
                              "the atoms their bodies")
         if (self.mesh.split_x_A is not None) != (self.interface is not None):
             raise ValueError("interface: a coupled case has an [interface] table exactly when mesh.split_x_A is set")
+        self.check_boundaries()
+        _check_atom_box(self)
         if self.material.law != "cauchy-born":
             raise ValueError(f"material.law = {self.material.law!r}: a coupled case needs \"cauchy-born\" (the "
                              "continuum must be the finite-strain energy of the same crystal as the atoms)")
+
+
+def _check_atom_box(case: CoupledCase) -> None:
+    """The atomistic box and its pad lie in the mesh: on each coupled face, the pad beyond it stays
+    inside the body; the box overlaps the body on every axis."""
+    lengths, region = case.mesh.lengths_A, case.atoms
+    for axis, name in enumerate("xyz"):
+        lo, hi, length = region.lower_A[axis], region.upper_A[axis], lengths[axis]
+        if hi <= 0 or lo >= length:
+            raise ValueError(f"atoms: the box from {lo} to {hi} Å along {name} lies outside the mesh (0 to "
+                             f"{length} Å)")
+        for face, plane, outward in ((f"{name}min", lo, -1.0), (f"{name}max", hi, 1.0)):
+            if face not in region.coupled_faces:
+                continue
+            reach = plane + outward * region.pad_A
+            if not 0 <= reach <= length:
+                raise ValueError(f"atoms: the pad beyond the coupled face {face} reaches {name} = {reach:g} Å, outside "
+                                 f"the mesh (0 to {length} Å); move the box in, narrow pad_A, or leave {face} out "
+                                 "of coupled_faces if it lies on the body's free surface")
 
 
 def run(case: CoupledCase, ctx: RunContext) -> dict:
@@ -138,4 +162,4 @@ def _run(case: CoupledCase, ctx: RunContext, comm) -> dict:
     return report.write(out, results, on_this_rank=comm.rank == 0)
 
 
-KIND = Kind("coupled", CoupledCase, run)
+KIND = Kind("coupled", CoupledCase, run, parallel=True)

@@ -84,6 +84,8 @@ def run(case: MDCase, ctx: RunContext) -> dict:
                            progress=progress)
     log.info("%s: %d structure(s), %d atoms, %s, dt = %.3g fs, %d steps", case.name, len(frames),
              sum(len(a) for a in frames), case.md.ensemble.upper(), md.timestep_fs, case.md.steps)
+    if case.analysis.heat_capacity or case.analysis.compressibility:
+        _check_enough_samples(case, md.timestep_fs)
     result = md.run()
     body = {"md": result.summary()}
     if case.analysis.heat_capacity or case.analysis.compressibility:
@@ -92,13 +94,28 @@ def run(case: MDCase, ctx: RunContext) -> dict:
     return report.write(out, body)
 
 
+#: logged samples per structure that the fluctuation analysis needs after equilibration
+MIN_SAMPLES = 20
+
+
+def _check_enough_samples(case: MDCase, timestep_fs: float) -> None:
+    """Before the MD: will enough logged samples remain after equilibration for the analysis?"""
+    logged_fs = np.arange(0, case.md.steps + 1, case.md.log_every) * timestep_fs
+    n = int((logged_fs >= case.analysis.equilibration_ps * 1e3).sum())
+    if n < MIN_SAMPLES:
+        raise CaseError(f"analysis: {n} logged samples would remain after analysis.equilibration_ps = "
+                        f"{case.analysis.equilibration_ps} ps (md.steps = {case.md.steps}, md.log_every = "
+                        f"{case.md.log_every}, dt = {timestep_fs:.3g} fs); the analysis needs at least {MIN_SAMPLES}: "
+                        "run longer, log more often or equilibrate for less")
+
+
 def _samples(case: MDCase, out: Path) -> dict[str, np.ndarray]:
     """Logged columns after equilibration, as (n_samples, n_structures) arrays."""
     data = np.atleast_1d(np.genfromtxt(out / "thermo.csv", delimiter=",", names=True))
     keep = data["time_fs"] >= case.analysis.equilibration_ps * 1000.0
     data = data[keep]
     n_structures = int(data["structure"].max()) + 1 if len(data) else 0
-    if len(data) < 20 * max(n_structures, 1):  # at least 20 samples per structure
+    if len(data) < MIN_SAMPLES * max(n_structures, 1):
         raise CaseError(f"analysis: only {len(data)} logged samples after analysis.equilibration_ps = "
                          f"{case.analysis.equilibration_ps} ps; run longer or log more often")
     return {k: data[k].reshape(-1, n_structures) for k in ("time_fs", "total_energy_eV", "volume_A3")}
