@@ -182,6 +182,8 @@ class MolecularDynamics:
             self.generator.set_state(payload["rng"])
             self._drift_samples = [np.asarray(v) for v in payload["extra"].get("drift", [])]
             self._block_length = payload["extra"].get("block_length", s.check_every)
+            # the uninterrupted run widened its tables after an overflow: the same widths here
+            self.forcefield.slack = payload["extra"].get("slack", self.forcefield.slack)
             log.info("resuming at step %d from %s", step, self.checkpoint_path)
         else:
             x, cell, step = system.structures.positions, system.structures.cell, 0
@@ -194,6 +196,14 @@ class MolecularDynamics:
             else:
                 p = torch.as_tensor(given, device=dev, dtype=dt) * system.mobile
         self.forcefield.rebuild(x, cell)
+        if resume and payload.get("forces") is not None:
+            # the forces the uninterrupted run carries into its next step, not a re-evaluation:
+            # those were summed over the previous list's edge order, so recomputing them with the
+            # list just rebuilt can differ in the last bit, and the runs would part from here
+            stress = payload.get("stress")
+            return MDState(positions=x, momenta=p, cell=cell, forces=payload["forces"].to(dev, dt),
+                           energy=payload["energy"].to(dev, dt),
+                           stress=None if stress is None else stress.to(dev, dt), step=step)
         out = self.forcefield.evaluate(x, cell)
         return MDState(positions=x, momenta=p, cell=cell, forces=out.forces, energy=out.energy,
                        stress=out.stress, step=step)
@@ -246,7 +256,8 @@ class MolecularDynamics:
                     self._checkpoint()
                 bar.update(n)
                 # rebuild ahead of time when the next block would probably exhaust the margin;
-                # always at a checkpoint, so that a resumed run sums in the same order (bit for bit)
+                # always at a checkpoint, so that a resumed run sums in the same order (bit for bit;
+                # the forces carried into the next step come from the checkpoint, not from this list)
                 used = self._margin_at_start - margin
                 if checkpoint or margin < 1.5 * used or margin < 0.25 * self.forcefield.skin:
                     self.forcefield.rebuild(end.positions, end.cell)
@@ -319,10 +330,11 @@ class MolecularDynamics:
             return
         st = self.state
         save_checkpoint(self.checkpoint_path, positions=st.positions, momenta=st.momenta, cell=st.cell,
+                        forces=st.forces, energy=st.energy, stress=st.stress,
                         step=st.step, generator=self.generator, fingerprint=self.fingerprint,
                         outputs={"thermo.csv": self.thermo_log.size(), "trajectory.extxyz": self.trajectory.size()},
                         extra={"drift": [v.tolist() for v in self._drift_samples],
-                               "block_length": self._block_length})
+                               "block_length": self._block_length, "slack": self.forcefield.slack})
 
     def _diagnose(self, start: MDState, n: int, rng, reason: str | None):
         """Replay a bad block one step at a time (fresh list every step) to find the first bad

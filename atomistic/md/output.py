@@ -21,7 +21,10 @@ from atomistic.errors import CheckpointMismatch
 
 THERMO_FIELDS = ("step", "time_fs", "structure", "potential_energy_eV", "kinetic_energy_eV", "total_energy_eV",
                  "temperature_K", "pressure_GPa", "volume_A3")
-CHECKPOINT_VERSION = 1
+CHECKPOINT_VERSION = 2
+#: versions :func:`load_checkpoint` reads; a version-1 checkpoint holds no forces, so a run resumed
+#: from one recomputes them (with a fresh neighbour list: equal to the last bit only by chance)
+READABLE_CHECKPOINT_VERSIONS = (1, 2)
 
 
 class ThermoLog:
@@ -70,13 +73,25 @@ def truncate(path: Path, size: int) -> None:
 
 
 def save_checkpoint(path: Path, *, positions, momenta, cell, step: int, generator: torch.Generator,
-                    fingerprint: str, outputs: dict[str, int], extra: dict | None = None) -> None:
-    """Atomically write the state needed to continue the run bit for bit."""
+                    fingerprint: str, outputs: dict[str, int], extra: dict | None = None,
+                    forces=None, energy=None, stress=None) -> None:
+    """Atomically write the state needed to continue the run bit for bit.
+
+    ``forces``, ``energy``, ``stress``: those the running loop carries into its next step. They
+    were summed over the neighbour table of an earlier build, so recomputing them at ``positions``
+    with a fresh table can differ in the last bit; a resumed run uses these instead.
+    """
+    def host(t):
+        return None if t is None else t.detach().cpu()
+
     payload = {
         "version": CHECKPOINT_VERSION,
         "positions": positions.detach().cpu(),
         "momenta": momenta.detach().cpu(),
         "cell": cell.detach().cpu(),
+        "forces": host(forces),
+        "energy": host(energy),
+        "stress": host(stress),
         "step": int(step),
         "rng": generator.get_state().cpu(),
         "fingerprint": fingerprint,
@@ -90,9 +105,9 @@ def save_checkpoint(path: Path, *, positions, momenta, cell, step: int, generato
 def load_checkpoint(path: Path, fingerprint: str) -> dict:
     """Read a checkpoint written by :func:`save_checkpoint` for the same run settings."""
     payload = torch.load(path, weights_only=True, map_location="cpu")
-    if payload.get("version") != CHECKPOINT_VERSION:
+    if payload.get("version") not in READABLE_CHECKPOINT_VERSIONS:
         raise CheckpointMismatch(f"{path}: checkpoint version {payload.get('version')!r}, "
-                                 f"expected {CHECKPOINT_VERSION}")
+                                 f"expected one of {READABLE_CHECKPOINT_VERSIONS}")
     if payload["fingerprint"] != fingerprint:
         raise CheckpointMismatch(f"{path}: written by a run with other settings, model or atoms; "
                                  "start a new run (or remove the checkpoint)")
