@@ -1,4 +1,4 @@
-"""PNG plots of training results (matplotlib, no display needed)."""
+"""PNG plots of training, active-learning and surface-hopping results (matplotlib, no display needed)."""
 
 from __future__ import annotations
 
@@ -167,18 +167,53 @@ def hops_plot(path: Path, history: dict, title: str = "") -> Path:
     return save_png(fig, path)
 
 
-def population_plot(path: Path, history: dict, title: str = "") -> Path:
+def population_plot(path: Path, history: dict, title: str = "", reference: dict | None = None) -> Path:
     """Surface-hopping populations vs time (fs): the fraction of trajectories on each state
-    (solid) and the mean electronic populations |c_k|^2 (dashed)."""
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    (solid) and the mean electronic populations |c_k|^2 (dashed), on 0..1 (top), and their
+    change since t = 0 on a scale that shows it (bottom). ``reference``: ``{"label": str,
+    "populations": (n,) list}``, exact asymptotic populations drawn as dotted lines with a
+    marker at the last time."""
     t = np.asarray(history["time_fs"])
     surface, electronic = np.asarray(history["surface"]), np.asarray(history["electronic"])
+    fig, (ax, change) = plt.subplots(2, 1, figsize=(6.4, 6.4), sharex=True, height_ratios=(3, 2))
     for k in range(surface.shape[1]):
         ax.plot(t, surface[:, k], color=f"C{k}", label=f"state {k}: trajectories")
         ax.plot(t, electronic[:, k], color=f"C{k}", ls="--", lw=0.8, label=f"state {k}: |c|^2")
-    ax.set_xlabel("time (fs)")
+        change.plot(t, surface[:, k] - surface[0, k], color=f"C{k}", label=f"state {k}: trajectories")
+        change.plot(t, electronic[:, k] - electronic[0, k], color=f"C{k}", ls="--", lw=0.8,
+                    label=f"state {k}: |c|^2")
+        if reference is not None:
+            value = reference["populations"][k]
+            ax.plot([t[0], t[-1]], [value, value], color=f"C{k}", ls=":", lw=1.2, marker="o", ms=5, markevery=[1],
+                    label=f"state {k}: {reference['label']}")
     ax.set_ylabel("population")
     ax.set_ylim(-0.02, 1.02)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7)
     ax.set_title(title)
+    change.set_xlabel("time (fs)")
+    change.set_ylabel("change since t = 0")
+    change.legend(fontsize=7)
+    return save_png(fig, path)
+
+
+def dissociation_plot(path: Path, time_fs, fraction, error, final_distances_A, threshold_A: float,
+                      title: str = "") -> Path:
+    """A dissociation seen the way it is measured: the dissociated fraction (bond beyond
+    ``threshold_A`` Å) vs time (fs) with its standard error shaded (left), and the histogram of
+    the final bond lengths (Å) with the threshold marked (right)."""
+    t, f, e = np.asarray(time_fs), np.asarray(fraction), np.asarray(error)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4.0))
+    left.plot(t, f, color="C3", label=f"bond > {threshold_A:g} Å")
+    left.fill_between(t, np.clip(f - e, 0, 1), np.clip(f + e, 0, 1), color="C3", alpha=0.3,
+                      label="± 1 standard error")
+    left.set_xlabel("time (fs)")
+    left.set_ylabel("dissociated fraction")
+    left.legend(fontsize=8)
+    d = np.asarray(final_distances_A)
+    right.hist(d, bins=40, color="C0", label=f"{len(d)} trajectories at the end")
+    right.axvline(threshold_A, color="k", ls="--", lw=0.8, label=f"threshold {threshold_A:g} Å")
+    right.set_xlabel("final bond length (Å)")
+    right.set_ylabel("trajectories")
+    right.legend(fontsize=8)
+    fig.suptitle(title)
     return save_png(fig, path)

@@ -426,9 +426,10 @@ class StaticProblem:
         return self.load_factor, self.u.x.array.copy()
 
     def restore(self, state: tuple[float, np.ndarray]) -> None:
-        """Go back to a :meth:`state`: its displacement and its load."""
+        """Go back to a :meth:`state`: its displacement (the interfaces' fields with it) and its load."""
         self.load_factor, values = state
         self.u.x.array[:] = values
+        self.set_state(self.u.x.petsc_vec)
         self.apply_load(self.load_factor)
 
     def solve_to(self, factor: float) -> tuple[bool, int, str]:

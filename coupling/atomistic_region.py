@@ -135,6 +135,35 @@ class AtomisticRegion:
             grad += g
         return energy, grad
 
+    def blending_gradient(self) -> np.ndarray:
+        """The gradient (n, 3) eV/Å, at the reference positions, of ``sum_i (beta_i - 1) E_i`` over
+        the sites the blending weighs down (``beta_i < 1``): how much the blending changes each
+        atom's force, the *ghost force*. On a free atom every site within a cutoff lies in the
+        core or the handshake when the handshake is at least a cutoff wide (:meth:`Handshake.check
+        <coupling.handshake.Handshake.check>` insists), so there it is exactly the coupled
+        gradient minus the gradient of the atoms' own energy ``sum_i E_i``: whatever physical
+        force a defect, a surface or a strain puts on the atom is not in it. Zero on free atoms
+        more than a cutoff from the handshake."""
+        s = self.structures
+        centres = torch.as_tensor(np.flatnonzero(self.beta < 1.0), device=s.positions.device)
+        if len(centres) == 0:
+            return np.zeros_like(self.X)
+        weights = self._beta_t - 1.0
+        p = predict(self.model, s, self._neighbors(s), weights=weights, centres=centres)
+        return -p.forces.detach().cpu().numpy()
+
+    def own_forces(self) -> np.ndarray:
+        """Forces (n, 3) eV/Å at the reference positions from the atoms' own energy ``sum_i E_i``
+        (unweighted), summed over the sites whose neighbourhoods the pad completes (depth above
+        ``cutoff - pad``). Exact, as a force of the whole crystal, on atoms deeper than
+        ``2 cutoff - pad``; zero on a perfect lattice there, up to free surfaces."""
+        s = self.structures
+        depth = self.handshake.depth(self.X)
+        complete = np.flatnonzero(depth > self.model.cutoff - self.handshake.pad_A)
+        p = predict(self.model, s, self._neighbors(s),
+                    centres=torch.as_tensor(complete, device=s.positions.device))
+        return p.forces.detach().cpu().numpy()
+
     def energy_and_gradient(self, d: np.ndarray) -> tuple[float, np.ndarray]:
         """The region's energy (eV) and its gradient (n, 3) eV/Å at displacements ``d`` (n, 3) Å:
         the sum of the parts of :meth:`evaluate`."""

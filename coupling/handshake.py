@@ -18,12 +18,15 @@ a handshake width ``w`` and a pad width ``p``:
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import numpy as np
 from ase import Atoms
 
 from .errors import CouplingInputError
+
+log = logging.getLogger(__name__)
 
 RAMPS = ("linear", "c1")
 FACES = ("xmin", "xmax", "ymin", "ymax", "zmin", "zmax")
@@ -106,6 +109,11 @@ class Handshake:
         if self.pad_A < cutoff_A:
             raise CouplingInputError(f"handshake.pad_A = {self.pad_A} Å is thinner than the model's cutoff "
                                       f"{cutoff_A} Å: handshake atoms would miss neighbours")
+        if self.width_A < cutoff_A:
+            raise CouplingInputError(f"handshake.width_A = {self.width_A} Å is narrower than the model's cutoff "
+                                      f"{cutoff_A} Å on the coupled faces {list(self.coupled_faces)}: free atoms "
+                                      "would see the pad's atoms (weight 0, incomplete neighbourhoods) and the "
+                                      "ghost forces could not be told from physics; widen it to at least the cutoff")
         sets = self.classify(X)
         if not sets["handshake"].any():
             raise CouplingInputError("handshake: no atom lies in the handshake region; the atoms and the "
@@ -113,6 +121,43 @@ class Handshake:
         if not sets["free"].any():
             raise CouplingInputError("handshake: no free atom in the core; widen the box or narrow the handshake")
         return sets
+
+
+def lattice_period_A(lattice: str, a0_A: float, direction) -> float | None:
+    """The shortest lattice translation (Å) along the crystal ``direction`` (integers) of a cubic
+    ``lattice`` ("sc", "fcc", "diamond", "bcc"); None for other lattices."""
+    v = np.asarray(direction, dtype=float)
+    if not np.allclose(v, np.round(v)) or not v.any():
+        return None
+    v = np.round(v).astype(int)
+    v = v // np.gcd.reduce(np.abs(v[v != 0]))
+    if lattice == "sc":
+        steps = 1.0
+    elif lattice in ("fcc", "diamond"):  # translations a0/2 (h, k, l) with h + k + l even
+        steps = 0.5 if v.sum() % 2 == 0 else 1.0
+    elif lattice == "bcc":  # a0/2 (h, k, l) with h, k, l all odd or all even
+        steps = 0.5 if np.all(v % 2 == 1) else 1.0
+    else:
+        return None
+    return steps * a0_A * float(np.linalg.norm(v))
+
+
+def _check_whole_periods(lattice: str, a0_A: float, orientation, lengths: np.ndarray) -> None:
+    """Warn when the body is not a whole number of lattice periods along one of its axes: its
+    free surfaces then cut the crystal through partial cells, and the atoms next to them sit at
+    other distances from the surface (and from the mesh's faces) than elsewhere."""
+    x, y = (np.asarray(v, dtype=float) for v in orientation)
+    for axis, direction in zip("xyz", (x, y, np.cross(x, y))):
+        period = lattice_period_A(lattice, a0_A, direction)
+        length = float(lengths["xyz".index(axis)])
+        if period is None:
+            continue
+        periods = length / period
+        if abs(periods - round(periods)) > 1e-3:
+            log.warning("the body is %.4g Å along %s, %.3f lattice periods of %.4f Å (the crystal's [%s] at a0 = "
+                        "%.4f Å): not a whole number, so its faces cut the crystal through partial cells; %.4f or "
+                        "%.4f Å would not", length, axis, periods, period, " ".join(str(int(c)) for c in direction),
+                        a0_A, np.floor(periods) * period, np.ceil(periods) * period)
 
 
 #: the cell tags of the two bodies of :func:`continuum.geometry.box` cut once
@@ -183,6 +228,7 @@ def fill_region(symbol: str, lattice: str, a0_A: float, orientation, handshake: 
         k = np.stack(np.meshgrid(*(first[axis] + np.arange(n) for axis in range(3)), indexing="ij"), axis=-1)
         positions = (unit.positions[None] + (k.reshape(-1, 3) @ unit.cell.array)[:, None]).reshape(-1, 3)
         positions = positions @ rotation.T + site
+    _check_whole_periods(lattice, a0_A, orientation, lengths)
     keep = np.all((positions > 1e-6) & (positions < lengths - 1e-6), axis=1)
     keep &= ~handshake.classify(positions)["outside"]
     atoms = crystal[keep]

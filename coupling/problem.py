@@ -35,6 +35,7 @@ import scipy.sparse as sp
 from ase import Atoms
 
 from continuum.backend import load_dolfinx
+from continuum.collective import on_root
 from continuum.errors import ContinuumInputError
 from continuum.problem import StaticProblem, newton, snes_with_options
 from continuum.solver import SolverSettings
@@ -42,6 +43,7 @@ from continuum.stepping import StepResult, load_steps
 
 from .atomistic_region import REGIONS, AtomisticRegion
 from .errors import CouplingInputError
+from .ghost_forces import check_reference, ghost_gradient, reference_region
 from .handshake import Handshake
 from .interface_atoms import AtomisticInterface
 
@@ -59,19 +61,9 @@ __all__ = ["REGIONS", "CoupledProblem", "StepResult"]
 
 
 def _on_root(comm, root: int, check, share: bool = True):
-    """Run ``check()`` on ``root``; its input error (:class:`CouplingInputError` or
-    :class:`ContinuumInputError`) is raised on every rank, and its result is broadcast
-    (``share``) or returned on ``root`` only."""
-    result, error = None, None
-    if comm.rank == root:
-        try:
-            result = check()
-        except (CouplingInputError, ContinuumInputError) as exc:
-            error = (type(exc), str(exc))
-    error = comm.bcast(error, root=root)
-    if error is not None:
-        raise error[0](error[1]) from None
-    return comm.bcast(result, root=root) if share else result
+    """:func:`continuum.collective.on_root` for the coupling's input errors
+    (:class:`CouplingInputError`, :class:`ContinuumInputError`)."""
+    return on_root(comm, root, check, (CouplingInputError, ContinuumInputError), share=share)
 
 
 def _to_petsc(comm, matrix: sp.csr_matrix | None, shape: tuple[int, int], rows_here: bool,
@@ -90,6 +82,28 @@ def _to_petsc(comm, matrix: sp.csr_matrix | None, shape: tuple[int, int], rows_h
     return m
 
 
+def _check_pad_in_mesh(domain, handshake: Handshake) -> None:
+    """Across every coupled face the pad's slab lies in the mesh: a pad that leaves the mesh has no
+    atoms there (the handshake atoms would sit at a free surface of the body, blended with a
+    continuum that is not there). Raises :class:`CouplingInputError` naming the face and by how far."""
+    x = domain.mesh.geometry.x
+    comm = domain.comm
+    lo = np.min(comm.allgather(x.min(axis=0) if len(x) else np.full(3, np.inf)), axis=0)
+    hi = np.max(comm.allgather(x.max(axis=0) if len(x) else np.full(3, -np.inf)), axis=0)
+    for axis, name in enumerate("xyz"):
+        for face, plane, outward in ((f"{name}min", handshake.lower_A[axis], -1.0),
+                                     (f"{name}max", handshake.upper_A[axis], 1.0)):
+            if face not in handshake.coupled_faces:
+                continue
+            reach = plane + outward * handshake.pad_A
+            beyond = max(lo[axis] - reach, reach - hi[axis])
+            if beyond > 1e-9:
+                raise CouplingInputError(
+                    f"handshake: the pad beyond the coupled face {face} reaches {name} = {reach:g} Å, {beyond:.3g} Å "
+                    f"outside the mesh ({lo[axis]:g} to {hi[axis]:g} Å along {name}); move the atomistic box in, or "
+                    f"leave {face} out of coupled_faces if it lies on the body's free surface")
+
+
 class CoupledProblem:
     """Atoms and a continuum coupled through a :class:`~coupling.handshake.Handshake`.
 
@@ -100,12 +114,16 @@ class CoupledProblem:
     interface is declared; ``model``: the NN-PES (float64). Both are read on ``atom_rank`` only,
     where the atoms run (on the model's device) as an :class:`AtomisticRegion` (``region``; None
     on the other ranks). ``mask_bodies=False`` lets atoms of different bodies interact (to show
-    double counting). ``ghost_force_correction``: subtract the coupled forces of the reference
-    configuration (on the nodes, and on the free atoms within a cutoff of the handshake, whose
-    forces the blending changes) as a dead load: a linear term of the energy, so that the
-    undeformed body is at rest and every force is still the gradient of one energy (the
-    "ghost-force correction" of the quasicontinuum method). Off, the blending's ghost forces fall
-    only as the handshake widens.
+    double counting). ``ghost_force_correction``: subtract the blending's ghost forces at the
+    reference as a dead load (a linear term of the energy, so every force is still the gradient of
+    one energy), computed on the defect-free crystal ``ghost_force_reference`` (ASE ``Atoms``, the
+    perfect lattice over the same region, read on ``atom_rank``; default: ``atoms`` themselves,
+    right when they are perfect within two cutoffs of the handshake): on the nodes its coupled
+    forces, on the free atoms what the blending changes of their forces plus the perfect crystal's
+    own forces near the handshake (a free surface's), so that a defect's own forces survive whole
+    (:mod:`coupling.ghost_forces`). Off, the ghost forces fall only as the handshake widens.
+    Either way a warning names the largest force when the reference configuration is not at rest
+    near the handshake (:func:`coupling.ghost_forces.check_reference`).
 
     Bad atoms, labels or handshakes raise :class:`~coupling.errors.CouplingInputError`, bad
     continuum input :class:`~continuum.errors.ContinuumInputError`, on every rank alike.
@@ -120,12 +138,14 @@ class CoupledProblem:
 
     def __init__(self, domain, materials, atoms: Atoms | None, model, handshake: Handshake, *, bcs=(),
                  interfaces=None, degree: int = 1, solver: SolverSettings | None = None, atom_rank: int = 0,
-                 mask_bodies: bool = True, ghost_force_correction: bool = True):
+                 mask_bodies: bool = True, ghost_force_correction: bool = True,
+                 ghost_force_reference: Atoms | None = None):
         self.comm = comm = domain.comm
         self.domain, self.handshake, self.atom_rank = domain, handshake, atom_rank
         self.on_atoms = on_atoms = comm.rank == atom_rank
         self.timings = defaultdict(float)
         interfaces = dict(interfaces or {})
+        _check_pad_in_mesh(domain, handshake)
         self.region: AtomisticRegion | None = _on_root(
             comm, atom_rank, lambda: self._build_region(atoms, model, handshake, mask_bodies, domain, interfaces),
             share=False)
@@ -152,12 +172,31 @@ class CoupledProblem:
         self._snes = None
         self._sync_z(self.z)
         if ghost_force_correction:
-            g0 = self.gradient()
-            if on_atoms:  # free atoms out of reach of the handshake feel what the atoms alone would
-                free = self.region.X[self.region.free]
-                deep = handshake.depth(free) >= handshake.width_A + self.region.model.cutoff
-                g0.array[self.n_fe:].reshape(-1, 3)[deep] = 0.0
-            self._g0 = g0
+            self._g0 = self._ghost_forces(ghost_force_reference)
+        else:
+            _on_root(comm, atom_rank, lambda: check_reference(self.region), share=False)
+
+    def _ghost_forces(self, reference: Atoms | None) -> PETSc.Vec:
+        """The dead load ``c = dPi/dz`` at the reference with the atoms' share ``T^T g`` replaced
+        by :func:`coupling.ghost_forces.ghost_gradient`'s (the continuum's share, zero for a
+        stress-free material, stays)."""
+        c = self.z.duplicate()
+        self._raw_gradient(self.z, c, lifting=False)
+
+        def atoms_share():
+            perfect = None if reference is None else reference_region(self.region, reference)
+            check_reference(self.region, perfect)
+            return ghost_gradient(self.region, perfect)
+
+        g = _on_root(self.comm, self.atom_rank, atoms_share, share=False)
+        delta, mapped = self._g_atoms.duplicate(), self.P.createVecRight()
+        if self.on_atoms:
+            delta.array[:] = g.ravel() - self._g_atoms.array_r
+        self.T.multTranspose(delta, mapped)
+        c.axpy(1.0, mapped)
+        delta.destroy()
+        mapped.destroy()
+        return c
 
     # -- the continuum's fields (for callers and continuum.output.FieldWriter) --------------------
     @property

@@ -17,6 +17,8 @@ __all__ = ["check_case", "load_case", "run", "run_case"]
 
 #: environment variables that MPI launchers set to the number of ranks (MPICH/Hydra, Open MPI)
 _WORLD_SIZE = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE")
+#: ... and to this process's rank
+_WORLD_RANK = ("PMI_RANK", "OMPI_COMM_WORLD_RANK")
 
 
 def launched_ranks() -> int:
@@ -27,6 +29,16 @@ def launched_ranks() -> int:
         if value.isdigit():
             return int(value)
     return 1
+
+
+def launched_rank() -> int:
+    """This process's MPI rank as the launcher set it (0 outside mpiexec), read from the
+    launcher's environment like :func:`launched_ranks`."""
+    for name in _WORLD_RANK:
+        value = os.environ.get(name, "")
+        if value.isdigit():
+            return int(value)
+    return 0
 
 
 def run(case, case_dir: str | Path = ".", *, resume: bool = False, output: str | Path | None = None,
@@ -46,6 +58,13 @@ def run(case, case_dir: str | Path = ".", *, resume: bool = False, output: str |
     if resume and not kind.resumable:
         raise CaseError(f"--resume: kind {case.kind!r} cannot resume an interrupted run; run it again without "
                         f"--resume (kinds that can: {', '.join(sorted(k for k, v in KINDS.items() if v.resumable))})")
+    if ranks > 1:
+        # the files the case names, checked on every rank before any collective step: a missing
+        # or broken model file then fails every rank alike (one message, exit 2), where a failure
+        # on the rank that loads it would leave the others waiting for it
+        from .common import check_files
+
+        check_files(case, Path(case_dir))
     out = Path(output or case.output.dir or Path("runs") / case.name)
     return kind.run(case, RunContext(case_dir=Path(case_dir), out=out, resume=resume, progress=progress))
 

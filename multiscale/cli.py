@@ -1,6 +1,10 @@
 """``multiscale run CASE.toml``: a thin layer over :func:`multiscale.api.run_case`.
 
-Exit codes: 0 done, 2 bad input (case file, dataset, model file), 1 anything else.
+Exit codes: 0 done, 2 bad input (case file, dataset, model file), 1 anything else. Under mpiexec
+only rank 0 prints the error; the other ranks exit with the same code silently. That is right
+for the errors every rank raises alike (input errors and a failed solve, whose checks are
+collective); any other error is logged by the rank that raised it and ends every rank
+(``fe_build.abort_other_ranks``).
 """
 
 from __future__ import annotations
@@ -34,24 +38,30 @@ def main(argv: list[str] | None = None) -> int:
     from . import api
     from .errors import INPUT_ERRORS
 
+    def error(message: str) -> None:
+        """One line on stderr, from rank 0 only (every rank meets the same error)."""
+        if api.launched_rank() == 0:
+            print(message, file=sys.stderr)
+
     try:
         if args.command == "check":
             api.check_case(args.case)
-            print(f"{args.case}: ok")
+            if api.launched_rank() == 0:
+                print(f"{args.case}: ok")
             return 0
         from tqdm.contrib.logging import logging_redirect_tqdm
 
         with logging_redirect_tqdm():  # log lines above the progress bars, not through them
             api.run_case(args.case, resume=args.resume, output=args.output, progress=not args.quiet)
     except INPUT_ERRORS as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        error(f"error: {exc}")
         return 2
     # the run failed; the message says where and what was kept
     except (MDBlowUp, ContinuumSolveError, ActiveLearningError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        error(f"error: {exc}")
         return 1
     except KeyboardInterrupt:
-        print("interrupted; rerun with --resume to continue from the last checkpoint", file=sys.stderr)
+        error("interrupted; rerun with --resume to continue from the last checkpoint")
         return 130
     return 0
 

@@ -1,6 +1,7 @@
 """Shared building blocks of the case kinds with a finite-element body (``continuum``,
 ``coupled``): their tables, the material and interface law from the model, the mesh, the boundary
-conditions, the load-step loop with its outputs, and ending every MPI rank when one fails.
+conditions, and ending every MPI rank when one fails (the load-step loop and its outputs:
+:mod:`multiscale.fe_steps`; its checkpoints: :mod:`multiscale.fe_checkpoint`).
 
 Runs serially or under ``mpiexec -n N``: the model is evaluated on rank 0 and its numbers
 broadcast; the mesh is built on rank 0 and distributed. Lengths Å, tractions and pressures GPa,
@@ -21,7 +22,6 @@ import numpy as np
 from continuum.solver import SolverSettings
 
 from .common import PotentialConfig
-from .outputs import write_rows
 from .schema import CaseError
 
 log = logging.getLogger(__name__)
@@ -204,12 +204,18 @@ class BodyCase:
 
 
 def load_model(case, base: Path, comm):
-    """The model of ``[potential]`` on rank 0 (None on the other ranks)."""
-    if comm.rank != 0:
-        return None
-    from atomistic import load_potential
+    """The model of ``[potential]`` on rank 0 (None on the other ranks). A file that cannot be
+    read is an input error on every rank (not a hang of the others in their next collective)."""
+    from continuum.collective import on_root
 
-    return load_potential(base / case.potential.path, device=case.potential.device)
+    from .errors import INPUT_ERRORS
+
+    def load():
+        from atomistic import load_potential
+
+        return load_potential(base / case.potential.path, device=case.potential.device)
+
+    return on_root(comm, 0, load, INPUT_ERRORS, share=False)
 
 
 def material(case, model, comm):
@@ -348,68 +354,17 @@ def run_on_every_rank(body, case, ctx):
 @contextmanager
 def abort_other_ranks(comm):
     """An unexpected error on one rank ends every rank (MPI Abort) instead of leaving them hanging;
-    input errors (raised on every rank alike: the checks are collective) pass through."""
+    input errors and a failed solve (raised on every rank alike: the checks and the solver's
+    convergence test are collective) pass through, for the CLI to report once."""
     try:
         yield
     except Exception as exc:
+        from continuum.errors import ContinuumSolveError
+
         from .errors import INPUT_ERRORS
 
-        if comm.size > 1 and not isinstance(exc, INPUT_ERRORS):
+        if comm.size > 1 and not isinstance(exc, (*INPUT_ERRORS, ContinuumSolveError)):
             log.error("rank %d: %s: %s; aborting all ranks", comm.rank, type(exc).__name__, exc)
             sys.stderr.flush()
             comm.Abort(1)
         raise
-
-
-def load_steps(problem, case, out: Path, pulled: tuple[str, ...], comm, progress: bool, on_write=None) -> list[dict]:
-    """Walk the load steps of ``problem``; fields (and ``on_write(load_factor)``) at the start, every
-    ``output.every`` steps and at the end. Returns one row per step: load factor, energies (eV),
-    Newton iterations, reactions (eV/Å) of the ``pulled`` boundaries."""
-    from continuum.output import FieldWriter
-
-    if comm.rank == 0:
-        out.mkdir(parents=True, exist_ok=True)
-    comm.barrier()
-    rows = []
-    with FieldWriter(problem, out / "fields", case.output.format) as writer:
-        for write in (writer.write, on_write or (lambda factor: None)):
-            write(0.0)
-        steps = problem.irun(case.solver.steps, reactions=pulled)
-        if progress and comm.rank == 0:
-            from tqdm import tqdm
-
-            steps = tqdm(steps, total=case.solver.steps, desc=case.name, unit="step")
-        for k, step in enumerate(steps, start=1):
-            row = {"load_factor": step.load_factor, **{f"{k_}_eV": v for k_, v in step.energies_eV.items()},
-                   "newton_iterations": step.newton_iterations}
-            for name, force in step.reactions_eV_A.items():
-                row.update({f"reaction_{name}_{c}_eV_A": float(f) for c, f in zip("xyz", force)})
-            rows.append(row)
-            if k % case.output.every == 0 or step.load_factor >= 1.0:
-                for write in (writer.write, on_write or (lambda factor: None)):
-                    write(step.load_factor)
-    return rows
-
-
-def write_load_outputs(out: Path, rows: list[dict], pulled: tuple[str, ...], case) -> None:
-    """``load.csv`` (one row per load step) and ``load.png`` (reactions of the pulled boundaries)."""
-    import matplotlib
-
-    from atomistic.plots import save_png
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    write_rows(out / "load.csv", rows)
-    fig, ax = plt.subplots(figsize=(5, 3.5))
-    lam = [0.0] + [r["load_factor"] for r in rows]
-    for name in pulled:
-        for c in "xyz":
-            key = f"reaction_{name}_{c}_eV_A"
-            if any(abs(r[key]) > 0 for r in rows):
-                ax.plot(lam, [0.0] + [r[key] for r in rows], marker=".", label=f"{name} {c}")
-    ax.set_xlabel("load factor")
-    ax.set_ylabel("reaction force (eV/Å)")
-    ax.set_title(case.name)
-    ax.legend()
-    save_png(fig, out / "load.png")

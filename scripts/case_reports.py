@@ -18,7 +18,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 SKIP = ("wall_s", "timings_s", "timings", "seconds", "_s_this_run", "oracle_seconds", "fine_tune_s", "plots",
-        "atom_steps_per_s", "steps_per_s", "step_us", "ns_per_day", "per_s_wall", "elapsed", "throughput")
+        "atom_steps_per_s", "steps_per_s", "step_us", "ns_per_day", "per_s_wall", "elapsed", "throughput",
+        "norm_error", "left_on_grid")
 
 
 def shipped_cases() -> list[Path]:

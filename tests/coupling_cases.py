@@ -9,7 +9,6 @@ import sys
 from dataclasses import dataclass
 
 import numpy as np
-from ase.build import bulk
 
 from continuum.domain import Domain
 from continuum.geometry import box
@@ -161,71 +160,6 @@ def patch_test(model, material, a0: float, width_A: float, ramp: str) -> dict:
                               float(np.linalg.norm(nodal[nodes], axis=1).max()))
     return out
 
-
-
-VOID_CELLS, VOID_RADIUS_A, VOID_STRAIN = 14, 3.0, 0.01
-
-
-def _void(atoms, centre):
-    return atoms[np.linalg.norm(atoms.positions - centre, axis=1) > VOID_RADIUS_A]
-
-
-def full_atomistic_void(model, a0: float) -> tuple[np.ndarray, np.ndarray]:
-    """DESIGN V10's reference: a cube of ``VOID_CELLS``^3 unit cells with a void at its centre,
-    relaxed with every atom (FIRE), unstrained and under ``VOID_STRAIN`` hydrostatic strain held
-    by the atoms within a cutoff of the faces. Returns reference positions and the response
-    (strained minus unstrained relaxed positions), Å."""
-    from atomistic.analysis.optimize import relax
-
-    length = VOID_CELLS * a0
-    atoms = bulk("Cu", "fcc", a=a0, cubic=True).repeat((VOID_CELLS,) * 3)
-    atoms.positions += a0 / 4
-    atoms.pbc = False
-    atoms.cell = np.zeros((3, 3))
-    atoms = _void(atoms, np.full(3, length / 2))
-    X = atoms.positions.copy()
-    shell = np.any((X < CUTOFF_A) | (X > length - CUTOFF_A), axis=1)
-    strained = atoms.copy()
-    strained.positions = X * (1 + VOID_STRAIN)
-    result = relax(model, [atoms.copy(), strained], fmax=1e-4, max_steps=20000, fixed=np.concatenate([shell, shell]))
-    if not all(result.converged):
-        raise RuntimeError("the fully atomistic reference did not converge")
-    return X, result.atoms[1].positions - result.atoms[0].positions
-
-
-def void_response(model, material, a0: float, core_cells: int, reference) -> tuple[float, float, int]:
-    """The same void, coupled: atoms in a cube ``core_cells + 2`` unit cells wide (handshake one
-    lattice constant), pads, continuum to the faces, which move normally (rollers) to give the
-    strain. Returns (max, rms) response error (Å) of the atoms within 6 Å of the void, and the
-    number of atoms."""
-    from mpi4py import MPI
-    from scipy.spatial import cKDTree
-
-    from continuum.boundary import Displacement
-    from coupling.problem import CoupledProblem
-
-    atom_cells = core_cells + 2
-    continuum_cells = (VOID_CELLS - atom_cells) // 2 - 2
-    cube = bar_geometry(a0, handshake_A=a0, core_cells=core_cells, embedded=True, continuum_cells=continuum_cells)
-    if abs(cube.length - VOID_CELLS * a0) > 1e-9:
-        raise ValueError(f"core_cells = {core_cells}: the coupled cube must be {VOID_CELLS} unit cells wide")
-    centre = np.full(3, cube.length / 2)
-    domain = bar_domain(MPI.COMM_SELF, cube)
-    atoms = _void(bar_atoms(cube), centre)
-    positions = []
-    for strain in (0.0, VOID_STRAIN):
-        bcs = tuple(Displacement(face, tuple((strain * cube.length if face.endswith("max") else 0.0)
-                                             if face[0] == axis else None for axis in "xyz"))
-                    for face in ("xmin", "xmax", "ymin", "ymax", "zmin", "zmax"))
-        problem = CoupledProblem(domain, {"body1": material}, atoms, model, cube.handshake, bcs=bcs)
-        problem.set_displacement(lambda X, e=strain: e * X)
-        problem.solve(1)
-        positions.append(problem.atoms().positions)
-    X, response = reference
-    match = cKDTree(X).query(atoms.positions)[1]
-    error = np.linalg.norm(positions[1] - positions[0] - response[match], axis=1)
-    near = np.linalg.norm(atoms.positions - centre, axis=1) < 6.0
-    return float(error[near].max()), float(np.sqrt(np.mean(error[near] ** 2))), len(atoms)
 
 if __name__ == "__main__":
     main(sys.argv[1])

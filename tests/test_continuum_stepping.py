@@ -65,3 +65,22 @@ def test_too_many_cuts_give_up_with_the_last_converged_load():
 def test_steps_must_be_a_positive_integer(steps):
     with pytest.raises(ContinuumInputError, match="steps"):
         list(load_steps(Spring(), steps, max_cuts=1))
+
+
+@pytest.mark.parametrize("stop", [1, 2, 4])
+def test_a_walk_stopped_and_continued_takes_the_same_load_factors(stop):
+    """A resumed run: a fresh walk from the state and the increments of the step it stopped after
+    takes the very load factors (bit for bit) of the uninterrupted walk, cuts included."""
+    walk = list(load_steps(Spring(reach=0.1), 7, max_cuts=4))
+    whole = [s.load_factor for s in walk]
+    assert any(s.cuts for s in walk)
+    spring = Spring(reach=0.1)
+    first = []
+    for step in load_steps(spring, 7, max_cuts=4):
+        first.append(step)
+        if len(first) == stop:
+            break
+    again = Spring(reach=0.1)
+    again.restore(spring.state())
+    rest = load_steps(again, 7, max_cuts=4, increments=(first[-1].nominal_increment, first[-1].next_increment))
+    assert [s.load_factor for s in first] + [s.load_factor for s in rest] == whole

@@ -35,10 +35,9 @@ from tests.coupling_cases import (  # noqa: E402
     bar_geometry,
     bonded_bars,
     cu_crystal,
-    full_atomistic_void,
     patch_test,
-    void_response,
 )
+from tests.defect_cases import DEFECTS, compare, coupled, defect_centre, defect_response, full_atomistic  # noqa: E402
 
 COMM = MPI.COMM_SELF
 
@@ -111,18 +110,116 @@ def test_pull_off_work_is_W_sep_times_area_and_unmasked_atoms_count_it_twice(mod
     assert results[False] > 1.05
 
 
-# -- V10: coupled vs fully atomistic --------------------------------------------------------------
-def test_coupled_solution_approaches_the_full_atomistic_one(model, cu):
-    """A void (radius 3 Å) in a cube of 14^3 unit cells under 1 % hydrostatic strain: the response
-    of the atoms within 6 Å of the void, coupled against fully atomistic, as the core grows."""
+# -- coupled vs fully atomistic, with a defect in the core ------------------------------------------
+def _void_bar(cu, core_cells=3):
+    """A bar with a 13-vacancy void centred one lattice constant inside the core: its near side
+    lies about 1 Å from the handshake."""
+    from tests.defect_cases import remove_defect
+
     material, a0 = cu
-    reference = full_atomistic_void(model, a0)
-    errors = [void_response(model, material, a0, core, reference) for core in (2, 4, 6)]
-    for core, (max_err, rms_err, atoms) in zip((2, 4, 6), errors):
-        print(f"core {core} unit cells, {atoms} atoms: max {max_err:.3e} Å, rms {rms_err:.3e} Å")
-    maxima, rms = [e[0] for e in errors], [e[1] for e in errors]
-    assert maxima[0] > maxima[1] > maxima[2] and rms[0] > rms[1] > rms[2]
-    assert maxima[2] < 0.2 * maxima[0]
+    bar = bar_geometry(a0, handshake_A=CUTOFF_A, core_cells=core_cells, width_cells=6)
+    perfect = bar_atoms(bar)
+    free = bar.handshake.classify(perfect.positions)["free"]
+    target = np.array([bar.atoms_lo + CUTOFF_A + a0, bar.width / 2, bar.width / 2])
+    centre = perfect.positions[free][np.argmin(np.linalg.norm(perfect.positions[free] - target, axis=1))]
+    return bar, perfect, remove_defect(perfect, centre, a0, DEFECTS["off-centre cluster"]), centre
+
+
+def test_the_correction_leaves_a_defect_its_own_forces(model, cu, caplog):
+    """A void next to the handshake. At the reference, the corrected coupled force on every free
+    atom within reach of the handshake is its own force in the atoms alone less the perfect
+    crystal's (ASE's calculator on both: the void's forces survive whole, the free surfaces' are
+    the reference's), deeper in its own force; the nodes carry the perfect crystal's correction;
+    the construction warns that the reference is not at rest near the handshake; and the unloaded
+    body relaxes (the old correction, the coupled forces of the defected atoms, held it still)."""
+    from atomistic.calculator import NNPCalculator
+
+    material, a0 = cu
+    bar, perfect, atoms, _ = _void_bar(cu)
+    domain = bar_domain(COMM, bar)
+    hold = (Displacement("xmin", (0.0, 0.0, 0.0)), Displacement("xmax", (0.0, 0.0, 0.0)))
+    with caplog.at_level("WARNING", logger="coupling.ghost_forces"):
+        problem = CoupledProblem(domain, {"body1": material}, atoms, model, bar.handshake, bcs=hold,
+                                 ghost_force_reference=perfect)
+    assert "not at rest near the handshake" in caplog.text
+    _, nodal, free = problem.split(problem.gradient())
+
+    def own_forces(configuration):
+        configuration = configuration.copy()
+        configuration.calc = NNPCalculator(model)
+        return configuration.get_forces()
+
+    region = problem.region
+    own = own_forces(atoms)[region.free]
+    match = np.argmin(np.linalg.norm(perfect.positions[None] - region.X[region.free][:, None], axis=2), axis=1)
+    expected = own - own_forces(perfect)[match]
+    deep = bar.handshake.depth(region.X[region.free]) >= bar.handshake.width_A + CUTOFF_A
+    expected[deep] = own[deep]
+    print("largest defect force on a free atom", np.abs(expected).max(), "eV/Å; free atoms deeper than the "
+          "blending's reach:", int(deep.sum()))
+    assert np.abs(expected).max() > 0.02  # the void pulls on its neighbours (measured 0.063 eV/Å)
+    assert np.abs(-free - expected).max() < 1e-10
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="coupling.ghost_forces"):
+        clean = CoupledProblem(domain, {"body1": material}, perfect, model, bar.handshake)
+    assert "not at rest" not in caplog.text
+    _, nodal_perfect, _ = clean.split(clean._g0)
+    _, nodal_correction, _ = problem.split(problem._g0)
+    assert np.abs(nodal_correction - nodal_perfect).max() < 1e-10
+    ok, iterations, why = problem.solve_to(0.0)
+    assert ok and iterations > 0, why
+    moved = problem.atoms().positions - atoms.positions
+    assert np.linalg.norm(moved, axis=1).max() > 0.02
+
+
+#: at a core of 3 unit cells in the 10-cell cube: measured 0.036, 0.087, 0.022 (platelet) and 0.24,
+#: 0.40, 0.33 (cluster, whose near side is in the handshake there); docs/verification.md
+CI_BOUNDS = {"centred platelet": 0.15, "off-centre cluster": 0.5}
+
+
+@pytest.mark.parametrize("defect", sorted(DEFECTS))
+def test_coupled_defect_approaches_the_full_atomistic_one(model, cu, defect):
+    """A small cube (10 unit cells) with a defect under a non-hydrostatic strain, coupled with
+    cores of 1 and 3 unit cells, against fully atomistic (ASE's LBFGS): the defect's relaxation
+    (unloaded and loaded, relative to its own) and its share of the energy change under the load
+    are closer at the larger core, and within the bound; with the correction taken from the
+    defected atoms themselves (no defect-free reference), the unloaded defect does not relax at
+    all. The full table, to a core of 5 unit cells, is the slow test below."""
+    material, a0 = cu
+    cells = 10
+    d = DEFECTS[defect]
+    full = defect_response(full_atomistic(model, a0, cells, None), full_atomistic(model, a0, cells, d))
+    centre = defect_centre(full_atomistic(model, a0, cells, None)["X"], cells * a0, a0, d)
+    results, perfect = {}, {core: coupled(model, material, a0, cells, core, None) for core in (1, 3)}
+    for core, reference in ((1, True), (3, True), (3, False)):
+        results[core, reference] = compare(full, defect_response(
+            perfect[core], coupled(model, material, a0, cells, core, d, perfect_reference=reference)), centre)
+        print(defect, core, reference, results[core, reference])
+    small, large, old = results[1, True], results[3, True], results[3, False]
+    for key in ("state0", "state1", "energy"):
+        assert large[key] < small[key] and large[key] < CI_BOUNDS[defect], key
+    assert old["state0"] > 0.99  # the old correction held the unloaded defect where it was
+
+
+@pytest.mark.slow
+def test_coupled_defects_approach_the_full_atomistic_ones_as_the_core_grows(model, cu):
+    """The table of ``docs/verification.md``: a cube of 12 unit cells, cores of 1, 3 and 5 unit
+    cells, both defects. The errors fall as the core grows; at the largest core the state error
+    is below 10 % of the defect's own relaxation and its share of the energy change within 10 %."""
+    material, a0 = cu
+    cells = 12
+    for name, d in sorted(DEFECTS.items()):
+        full = defect_response(full_atomistic(model, a0, cells, None), full_atomistic(model, a0, cells, d))
+        centre = defect_centre(full_atomistic(model, a0, cells, None)["X"], cells * a0, a0, d)
+        results = []
+        for core in (1, 3, 5):
+            result = compare(full, defect_response(coupled(model, material, a0, cells, core, None),
+                                                   coupled(model, material, a0, cells, core, d)), centre)
+            print(name, core, result)
+            results.append(result)
+        for key in ("state0", "state1", "energy"):
+            assert results[2][key] < results[0][key], (name, key)
+        assert results[2]["state0"] < 0.1 and results[2]["state1"] < 0.1 and results[2]["energy"] < 0.1, name
 
 
 # -- V11: one rank and two ----------------------------------------------------------------------
@@ -265,3 +362,12 @@ def test_periodic_atoms_and_float32_models_are_refused(model, cu):
     single = copy.deepcopy(model).float()
     with pytest.raises(CouplingInputError, match="float64"):
         CoupledProblem(domain, materials, bar_atoms(bar), single, bar.handshake)
+
+
+def test_a_pad_outside_the_mesh_is_refused(model, cu):
+    bar, domain, materials = _bar(cu)
+    hs = bar.handshake
+    shifted = Handshake((hs.lower_A[0] - 14.0, *hs.lower_A[1:]), hs.upper_A, hs.width_A, hs.pad_A,
+                        coupled_faces=hs.coupled_faces)
+    with pytest.raises(CouplingInputError, match=r"pad beyond the coupled face xmin reaches x = .* Å outside the mesh"):
+        CoupledProblem(domain, materials, bar_atoms(bar), model, shifted)

@@ -45,14 +45,18 @@ def test_bad_handshakes_are_refused_before_any_solve():
     hs = Handshake((0, 0, 0), (20, 20, 20), width_A=4.0, pad_A=3.0)
     with pytest.raises(CouplingInputError, match="pad_A = 3.0 Å is thinner than the model's cutoff 5.0"):
         hs.check(X, cutoff_A=5.0)
-    far = Handshake((100, 100, 100), (120, 120, 120), width_A=4.0, pad_A=6.0)
+    far = Handshake((100, 100, 100), (120, 120, 120), width_A=5.0, pad_A=6.0)
     with pytest.raises(CouplingInputError, match="do not overlap"):
         far.check(X, cutoff_A=5.0)
+    narrow = Handshake((0, 0, 0), (20, 20, 20), width_A=4.0, pad_A=6.0, coupled_faces=("xmin", "xmax"))
+    with pytest.raises(CouplingInputError, match=r"width_A = 4.0 Å is narrower than the model's cutoff 5.0 Å on the "
+                                                 r"coupled faces \['xmin', 'xmax'\]"):
+        narrow.check(X, cutoff_A=5.0)
     with pytest.raises(CouplingInputError, match="no free core"):
         Handshake((0, 0, 0), (7, 20, 20), width_A=4.0, pad_A=6.0)
     with pytest.raises(CouplingInputError, match="ramp"):
         Handshake((0, 0, 0), (20, 20, 20), width_A=4.0, pad_A=6.0, ramp="cubic")
-    sets = Handshake((0, 0, 0), (20, 20, 20), width_A=4.0, pad_A=6.0).check(X, cutoff_A=5.0)
+    sets = Handshake((0, 0, 0), (20, 20, 20), width_A=5.0, pad_A=6.0).check(X, cutoff_A=5.0)
     assert sets["free"].sum() + sets["handshake"].sum() == len(X)
 
 
@@ -112,3 +116,22 @@ def test_fill_region_refuses_bad_input():
     with pytest.raises(CouplingInputError, match="body2"):
         fill_region("Cu", "fcc", CU_A0, ((1, 0, 0), (0, 1, 0)), hs, (40.0, 30.0, 30.0), split_x_A=20.0,
                     body_tags={"body1": 1})
+
+
+def test_lattice_periods_and_a_body_of_partial_cells_is_reported(caplog):
+    from coupling.handshake import lattice_period_A
+
+    assert lattice_period_A("fcc", 4.0, (1, 0, 0)) == pytest.approx(4.0)
+    assert lattice_period_A("fcc", 4.0, (1, 1, 0)) == pytest.approx(4.0 / np.sqrt(2))
+    assert lattice_period_A("fcc", 4.0, (-2, 2, 0)) == pytest.approx(4.0 / np.sqrt(2))
+    assert lattice_period_A("fcc", 4.0, (1, 1, 1)) == pytest.approx(4.0 * np.sqrt(3))
+    assert lattice_period_A("bcc", 4.0, (1, 1, 1)) == pytest.approx(2.0 * np.sqrt(3))
+    assert lattice_period_A("hcp", 4.0, (1, 0, 0)) is None
+    hs = Handshake((5 * CU_A0, -1.0, -1.0), (11 * CU_A0, 5 * CU_A0 + 1, 5 * CU_A0 + 1), width_A=5.0, pad_A=5.2,
+                   coupled_faces=("xmin", "xmax"))
+    with caplog.at_level("WARNING", logger="coupling.handshake"):
+        fill_region("Cu", "fcc", CU_A0, ((1, 0, 0), (0, 1, 0)), hs, (16 * CU_A0, 5 * CU_A0, 5 * CU_A0))
+    assert "lattice periods" not in caplog.text
+    with caplog.at_level("WARNING", logger="coupling.handshake"):
+        fill_region("Cu", "fcc", CU_A0, ((1, 0, 0), (0, 1, 0)), hs, (16 * CU_A0, 5.5 * CU_A0, 5 * CU_A0))
+    assert "along y, 5.500 lattice periods" in caplog.text

@@ -200,9 +200,17 @@ def committee_rates(committee, minimum, saddle, temperatures_K, *, quantum: bool
 ensemble_rate = rate_band
 
 
+def _inverse_thousand(v):
+    """1000 / v, for the T (K) <-> 1000/T (1/K) secondary axis (0 maps to inf, not an error)."""
+    v = np.asarray(v, dtype=float)
+    with np.errstate(divide="ignore"):
+        return 1000.0 / v
+
+
 def arrhenius_plot(path: str | Path, band: RateBand, *, title: str = "") -> Path:
     """Arrhenius plot written to ``path`` (PNG): k (1/s, log axis, i.e. ln k) against 1000/T
-    (1/K), the committee band shaded and the members as thin lines."""
+    (1/K; T in K on the top axis), the committee band shaded and every member as a thin line,
+    each in the legend with its barrier (eV)."""
     from atomistic.plots import plt, save_png
 
     x = 1000.0 / band.temperatures_K
@@ -210,12 +218,15 @@ def arrhenius_plot(path: str | Path, band: RateBand, *, title: str = "") -> Path
     fig, ax = plt.subplots(figsize=(5, 3.6))
     ax.fill_between(x[order], band.lower[order], band.upper[order], alpha=0.3, color="C0",
                     label=f"{100 * band.confidence:.0f} % band")
-    for r in band.member_rates:
-        ax.plot(x[order], r[order], lw=0.6, color="C0", alpha=0.6)
+    for m, r in enumerate(band.member_rates):
+        ax.plot(x[order], r[order], lw=0.7, color=f"C{m + 1}", alpha=0.8,
+                label=f"member {m + 1} (barrier {band.member_barriers_eV[m]:.3f} eV)")
     ax.plot(x[order], band.rate[order], lw=1.6, color="C0", label="committee (geometric mean)")
     ax.set_yscale("log")
     ax.set_xlabel("1000 / T (1/K)")
-    ax.set_ylabel("k (1/s)")
+    ax.set_ylabel("rate constant k (1/s)")
+    top = ax.secondary_xaxis("top", functions=(_inverse_thousand, _inverse_thousand))
+    top.set_xlabel("T (K)")
     ax.set_title(title or ("harmonic TST, quantum" if band.quantum else "harmonic TST, classical"))
-    ax.legend(frameon=False)
+    ax.legend(frameon=False, fontsize=7)
     return save_png(fig, path)

@@ -53,8 +53,14 @@ class MDResult:
 
     atoms: final structures (ASE, with momenta); timestep_fs; steps; drift: one report per
     structure (NVE with enough log samples, else empty); rebuilds / replays: neighbour-list
-    rebuilds and replayed blocks; atom_steps_per_s: throughput of the loop (wall clock);
-    outputs: paths written.
+    rebuilds and replayed blocks; atom_steps_per_s: throughput of the loop (atom-steps per
+    second of wall clock; None when no step was timed); wall_s: seconds in the loop; segments:
+    how many runs (the first and each ``resume``) made it; outputs: paths written.
+
+    The counters cover the whole run, every resumed segment included (they travel in the
+    checkpoint); steps redone after a kill are counted once, and the wall time lost with them
+    is not counted. A checkpoint written before these counters existed leaves them covering the
+    resumed segment only (logged).
     """
 
     atoms: list[Atoms]
@@ -63,13 +69,15 @@ class MDResult:
     drift: list[DriftReport] = field(default_factory=list)
     rebuilds: int = 0
     replays: int = 0
-    atom_steps_per_s: float = 0.0
+    atom_steps_per_s: float | None = None
+    wall_s: float = 0.0
+    segments: int = 1
     outputs: dict[str, str] = field(default_factory=dict)
 
     def summary(self) -> dict:
         return {"timestep_fs": self.timestep_fs, "steps": self.steps, "rebuilds": self.rebuilds,
-                "replays": self.replays, "atom_steps_per_s": self.atom_steps_per_s,
-                "drift": [d.as_dict() for d in self.drift], "outputs": self.outputs}
+                "replays": self.replays, "atom_steps_per_s": self.atom_steps_per_s, "wall_s": self.wall_s,
+                "segments": self.segments, "drift": [d.as_dict() for d in self.drift], "outputs": self.outputs}
 
 
 class MolecularDynamics:
@@ -127,6 +135,11 @@ class MolecularDynamics:
         self._block_length = settings.check_every
         self._margin_at_start = settings.skin_A
         self._drift_samples: list[np.ndarray] = []
+        # whole-run counters of the segments before this one (from the checkpoint when resuming):
+        # seconds in the loop, steps those seconds cover, list rebuilds, replayed blocks, segments
+        self._before = {"wall_s": 0.0, "timed_steps": 0, "rebuilds": 0, "replays": 0, "segments": 0}
+        self._wall_s, self._timed_steps, self._loop_t0 = 0.0, 0, None  # this segment
+        self._resumed = resume
         self._writers(resume)
         self.state = self._initial_state(resume)
 
@@ -165,7 +178,13 @@ class MolecularDynamics:
         self.output.mkdir(parents=True, exist_ok=True)
         self.checkpoint_path = self.output / "checkpoint.pt"
         if resume and not self.checkpoint_path.exists():
-            raise InputMismatch(f"resume: no checkpoint at {self.checkpoint_path}")
+            if not self.settings.checkpoint_every:
+                raise InputMismatch(f"resume: checkpointing is off (md.checkpoint_every = 0), so no run of this case "
+                                    f"leaves a checkpoint in {self.output} to continue from; set md.checkpoint_every "
+                                    "or run again without --resume (that starts over from step 0)")
+            raise InputMismatch(f"resume: no checkpoint at {self.checkpoint_path} (the earlier run stopped before its "
+                                f"first checkpoint at step {self.settings.checkpoint_every}, or wrote elsewhere); "
+                                "run again without --resume (that starts over from step 0)")
         self._resume_payload = load_checkpoint(self.checkpoint_path, self.fingerprint) if resume else None
         if resume:
             truncate(self.output / "thermo.csv", self._resume_payload["outputs"]["thermo.csv"])
@@ -184,6 +203,12 @@ class MolecularDynamics:
             self._block_length = payload["extra"].get("block_length", s.check_every)
             # the uninterrupted run widened its tables after an overflow: the same widths here
             self.forcefield.slack = payload["extra"].get("slack", self.forcefield.slack)
+            counters = payload["extra"].get("counters")
+            if counters is None:
+                log.warning("%s predates whole-run counters: rebuilds, replays, wall time and throughput will "
+                            "cover the resumed segment only", self.checkpoint_path)
+            else:
+                self._before.update(counters)
             log.info("resuming at step %d from %s", step, self.checkpoint_path)
         else:
             x, cell, step = system.structures.positions, system.structures.cell, 0
@@ -216,6 +241,7 @@ class MolecularDynamics:
         s = self.settings
         bar = tqdm(total=target, initial=self.state.step, unit="step", disable=not self.progress,
                    desc="MD", leave=False)
+        self._loop_first, self._loop_t0 = self.state.step, time.perf_counter()
         try:
             while self.state.step < target:
                 n = min(self._block_length, target - self.state.step)
@@ -266,7 +292,21 @@ class MolecularDynamics:
                     self._margin_at_start = margin
                 yield end
         finally:
+            self._wall_s += time.perf_counter() - self._loop_t0
+            self._timed_steps += self.state.step - self._loop_first
+            self._loop_t0 = None
             bar.close()
+
+    def counters(self) -> dict:
+        """Whole-run counters so far (every segment): ``wall_s`` (s in the loop), ``timed_steps``
+        (the steps that time covers), ``rebuilds``, ``replays``, ``segments``."""
+        wall, steps = self._wall_s, self._timed_steps
+        if self._loop_t0 is not None:  # inside irun: the part of this loop run so far
+            wall, steps = wall + time.perf_counter() - self._loop_t0, steps + self.state.step - self._loop_first
+        b = self._before
+        return {"wall_s": b["wall_s"] + wall, "timed_steps": b["timed_steps"] + steps,
+                "rebuilds": b["rebuilds"] + self.forcefield.rebuilds, "replays": b["replays"] + self.replays,
+                "segments": b["segments"] + 1}
 
 
     def _block(self, state: MDState, n: int):
@@ -334,7 +374,8 @@ class MolecularDynamics:
                         step=st.step, generator=self.generator, fingerprint=self.fingerprint,
                         outputs={"thermo.csv": self.thermo_log.size(), "trajectory.extxyz": self.trajectory.size()},
                         extra={"drift": [v.tolist() for v in self._drift_samples],
-                               "block_length": self._block_length, "slack": self.forcefield.slack})
+                               "block_length": self._block_length, "slack": self.forcefield.slack,
+                               "counters": self.counters()})
 
     def _diagnose(self, start: MDState, n: int, rng, reason: str | None):
         """Replay a bad block one step at a time (fresh list every step) to find the first bad
@@ -378,29 +419,37 @@ class MolecularDynamics:
                        f"Try a smaller md.timestep_fs (now {self.timestep_fs:.3g} fs) or check the model in "
                        "this region of configuration space.", last_good=atoms, step=last_good.step)
 
-    def run(self, steps: int | None = None) -> MDResult:
-        """Run to the end; returns :class:`MDResult` (and writes ``md.json`` and ``thermo.png``)."""
-        first = self.state.step
-        t0 = time.perf_counter()
-        for _ in self.irun(steps):
-            pass
-        wall = time.perf_counter() - t0
-        done = self.state.step - first
+    def run(self, steps: int | None = None, *, equilibration_ps: float | None = None) -> MDResult:
+        """Run to the end; returns :class:`MDResult` (and writes ``md.json`` and ``thermo.png``;
+        ``equilibration_ps``: marked on the plot as the time (ps) an analysis drops)."""
+        target = self.settings.steps if steps is None else steps
+        finished = self._resumed and self.state.step >= target
+        if finished and self._before["segments"] > 0:  # the results of the finished run, rewritten unchanged
+            log.info("the run in %s already finished at step %d: nothing to continue, its results are rewritten "
+                     "unchanged", self.output, self.state.step)
+            c = dict(self._before)
+        else:
+            for _ in self.irun(steps):
+                pass
+            c = self.counters()
+        n_atoms = len(self.system.masses)
         result = MDResult(atoms=self.to_atoms(self.state), timestep_fs=self.timestep_fs, steps=self.state.step,
-                          rebuilds=self.forcefield.rebuilds, replays=self.replays,
-                          atom_steps_per_s=done * len(self.system.masses) / wall if done and wall > 0 else 0.0,
+                          rebuilds=c["rebuilds"], replays=c["replays"], wall_s=c["wall_s"], segments=c["segments"],
+                          atom_steps_per_s=(c["timed_steps"] * n_atoms / c["wall_s"]
+                                            if c["timed_steps"] and c["wall_s"] > 0 else None),
                           drift=self.drift())
         for d in result.drift:
             log.info("NVE drift %.3g meV/atom/ps over %.2f ps (fluctuation %.3g meV/atom)%s",
                      d.drift_meV_per_atom_ps, d.duration_ps, d.fluctuation_meV_per_atom,
                      "; GROWING with time" if d.growing else "")
         if self.output is not None:
-            if self.settings.checkpoint_every:
+            if self.settings.checkpoint_every and not finished:
                 self._checkpoint()
             outputs = {"thermo": str(self.output / "thermo.csv"), "trajectory": str(self.output / "trajectory.extxyz"),
                        "checkpoint": str(self.checkpoint_path)}
             if self.thermo_log is not None and self.thermo_log.size() > 100:
-                outputs["plot"] = str(thermo_plot(self.output / "thermo.csv", self.output / "thermo.png"))
+                outputs["plot"] = str(thermo_plot(self.output / "thermo.csv", self.output / "thermo.png",
+                                                        equilibration_ps=equilibration_ps))
             result.outputs = outputs
             write_text(self.output / "md.json", json.dumps(result.summary(), indent=2))
         return result

@@ -116,8 +116,10 @@ def load_checkpoint(path: Path, fingerprint: str) -> dict:
     return payload
 
 
-def thermo_plot(csv_path: Path, png_path: Path) -> Path:
-    """Energies, temperature and (if any) pressure against time, one PNG."""
+def thermo_plot(csv_path: Path, png_path: Path, equilibration_ps: float | None = None) -> Path:
+    """Energies (eV), temperature (K) and (if any) pressure (GPa) against time (ps), one PNG.
+    ``equilibration_ps``: the samples before it (which the fluctuation analysis drops) are shaded
+    and the end of equilibration is marked."""
     from atomistic.plots import plt, save_png
 
     data = np.genfromtxt(csv_path, delimiter=",", names=True)
@@ -126,11 +128,20 @@ def thermo_plot(csv_path: Path, png_path: Path) -> Path:
     if np.isfinite(data["pressure_GPa"]).any():
         panels.append(("pressure_GPa", "P (GPa)"))
     fig, axes = plt.subplots(len(panels), 1, figsize=(6, 2.0 * len(panels)), sharex=True)
-    for s in np.unique(data["structure"]).astype(int)[:8]:
+    structures = np.unique(data["structure"]).astype(int)
+    for s in structures[:8]:
         rows = data[data["structure"] == s]
         for ax, (key, label) in zip(axes, panels):
-            ax.plot(rows["time_fs"] / 1000.0, rows[key], lw=0.8)
+            ax.plot(rows["time_fs"] / 1000.0, rows[key], lw=0.8, label=f"structure {s}")
             ax.set_ylabel(label)
+    if equilibration_ps is not None and equilibration_ps > 0:
+        for k, ax in enumerate(axes):
+            ax.axvspan(0.0, equilibration_ps, color="0.85", zorder=0,
+                       label="equilibration (dropped by the analysis)" if k == 0 else None)
+            ax.axvline(equilibration_ps, color="k", ls="--", lw=0.8,
+                       label=f"analysis starts at {equilibration_ps:g} ps" if k == 0 else None)
+    if len(structures) > 1 or equilibration_ps:
+        axes[0].legend(fontsize=7, loc="best")
     axes[-1].set_xlabel("time (ps)")
     return save_png(fig, png_path)
 

@@ -3,7 +3,10 @@ material comes from the NN-PES.
 
 Serial or under ``mpiexec -n N multiscale run case.toml``. Outputs: field files (VTX or XDMF),
 ``load.csv`` (load factor, energies in eV, reaction forces in eV/Å of every displaced boundary),
-``load.png`` and ``report.json``. An unexpected error on one rank aborts all.
+``load.png`` and ``report.json`` (``load.csv`` and ``report.json`` rewritten after every load step,
+``"finished": false`` until the end). A checkpoint after every load step in ``checkpoint/``:
+``--resume`` continues an interrupted run to the numbers of an uninterrupted one (same number of
+ranks; see :mod:`multiscale.fe_steps`). An unexpected error on one rank aborts all.
 """
 
 from __future__ import annotations
@@ -13,8 +16,9 @@ from typing import Literal
 
 import numpy as np
 
-from .. import fe_build
+from .. import fe_build, fe_steps
 from ..fe_build import BodyCase
+from ..fe_checkpoint import Checkpoints
 from ..outputs import Report
 from . import Kind, RunContext
 
@@ -42,16 +46,21 @@ def _run(case: ContinuumCase, ctx: RunContext, comm) -> dict:
     from continuum.problem import StaticProblem
 
     report = Report(case)
+    checkpoints = Checkpoints.open(case, ctx, comm)
+    if checkpoints.finished:
+        return checkpoints.finished_report(ctx.out)
     body = fe_build.build_body(case, ctx.case_dir, comm)
     problem = StaticProblem(body.domain, {name: body.material for name in body.domain.bodies}, bcs=body.bcs,
                             interfaces=body.interfaces, degree=case.solver.degree, solver=case.solver.settings())
-    rows = fe_build.load_steps(problem, case, ctx.out, body.pulled, comm, ctx.progress)
-    results = {"ranks": comm.size, "lattice_constant_A": body.a0_A, "C_GPa": np.round(body.tensor.C, 4).tolist(),
-               "law": case.material.law, "dofs": problem.V.dofmap.index_map.size_global * 3, "steps": len(rows),
-               "final_energies_eV": rows[-1] if rows else {}}
-    if comm.rank == 0:
-        fe_build.write_load_outputs(ctx.out, rows, body.pulled, case)
-    return report.write(ctx.out, results, on_this_rank=comm.rank == 0)
+
+    def results(rows: list[dict]) -> dict:
+        return {"ranks": comm.size, "lattice_constant_A": body.a0_A, "C_GPa": np.round(body.tensor.C, 4).tolist(),
+                "law": case.material.law, "dofs": problem.V.dofmap.index_map.size_global * 3, "steps": len(rows),
+                "final_energies_eV": rows[-1] if rows else {}}
+
+    rows = fe_steps.load_steps(problem, case, ctx.out, body.pulled, comm, ctx.progress, checkpoints=checkpoints,
+                               report=report, results=results)
+    return fe_steps.finish(ctx.out, rows, body.pulled, case, comm, checkpoints, report, results(rows))
 
 
-KIND = Kind("continuum", ContinuumCase, run, parallel=True)
+KIND = Kind("continuum", ContinuumCase, run, resumable=True, parallel=True)

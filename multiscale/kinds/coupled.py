@@ -5,7 +5,12 @@ Serial or under ``mpiexec -n N multiscale run case.toml``: the atoms (and the mo
 0, the mesh on all ranks. Outputs: field files (VTX or XDMF; displacement, stress, energy density;
 nodes inside the atomistic core are inactive and stay at zero), ``atoms.extxyz`` (the atoms at
 every written step: positions, forces, beta, region, body), ``load.csv`` (load factor, energies by
-part in eV, reactions in eV/Å, Newton iterations), ``load.png`` and ``report.json``.
+part in eV, reactions in eV/Å, Newton iterations), ``load.png`` and ``report.json`` (``load.csv``
+and ``report.json`` rewritten after every load step, ``"finished": false`` until the end). A
+checkpoint after every load step in ``checkpoint/`` (the nodal and the free atoms'
+displacements): ``--resume`` continues an interrupted run to the numbers of an uninterrupted one,
+and rewrites the fields and ``atoms.extxyz`` with the same frames (same number of ranks; see
+:mod:`multiscale.fe_steps`).
 """
 
 from __future__ import annotations
@@ -18,8 +23,9 @@ import numpy as np
 
 from coupling.handshake import FACES
 
-from .. import fe_build
+from .. import fe_build, fe_steps
 from ..fe_build import BodyCase, FESolverConfig
+from ..fe_checkpoint import Checkpoints
 from ..outputs import Report, write_extxyz
 from . import Kind, RunContext
 
@@ -125,6 +131,9 @@ def _run(case: CoupledCase, ctx: RunContext, comm) -> dict:
 
     report = Report(case)
     out = ctx.out
+    checkpoints = Checkpoints.open(case, ctx, comm)
+    if checkpoints.finished:
+        return checkpoints.finished_report(out)
     body = fe_build.build_body(case, ctx.case_dir, comm)
     handshake = case.atoms.handshake()
     atoms = None
@@ -150,16 +159,18 @@ def _run(case: CoupledCase, ctx: RunContext, comm) -> dict:
             snapshot.info["load_factor"] = load_factor
             write_extxyz(trajectory, [snapshot], append=True)
 
-    rows = fe_build.load_steps(problem, case, out, body.pulled, comm, ctx.progress, on_write=write_atoms)
     law = body.model_law
-    results = {"ranks": comm.size, "lattice_constant_A": body.a0_A, "atoms": regions,
-               "C_GPa": np.round(body.tensor.C, 4).tolist(), "dofs": problem.V.dofmap.index_map.size_global * 3,
-               "interface_law": None if law is None else {"W_sep_eV_A2": law.W_sep_eV_A2, "length_A": law.length_A},
-               "steps": len(rows), "final_energies_eV": rows[-1] if rows else {},
-               "timings_s": dict(problem.timings)}
-    if comm.rank == 0:
-        fe_build.write_load_outputs(out, rows, body.pulled, case)
-    return report.write(out, results, on_this_rank=comm.rank == 0)
+
+    def results(rows: list[dict]) -> dict:
+        return {"ranks": comm.size, "lattice_constant_A": body.a0_A, "atoms": regions,
+                "C_GPa": np.round(body.tensor.C, 4).tolist(), "dofs": problem.V.dofmap.index_map.size_global * 3,
+                "interface_law": None if law is None else {"W_sep_eV_A2": law.W_sep_eV_A2, "length_A": law.length_A},
+                "steps": len(rows), "final_energies_eV": rows[-1] if rows else {},
+                "timings_s": dict(problem.timings)}
+
+    rows = fe_steps.load_steps(problem, case, out, body.pulled, comm, ctx.progress, checkpoints=checkpoints,
+                               report=report, results=results, on_write=write_atoms)
+    return fe_steps.finish(out, rows, body.pulled, case, comm, checkpoints, report, results(rows))
 
 
-KIND = Kind("coupled", CoupledCase, run, parallel=True)
+KIND = Kind("coupled", CoupledCase, run, resumable=True, parallel=True)

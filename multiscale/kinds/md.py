@@ -4,8 +4,11 @@ Outputs in the case's output folder:
     thermo.csv            step, time, energies, temperature, pressure, volume per structure
     trajectory.extxyz     frames every ``md.trajectory_every`` steps (positions, momenta, cell)
     checkpoint.pt         the state every ``md.checkpoint_every`` steps (``--resume`` continues)
-    thermo.png            energies, temperature (and pressure) against time
-    md.json               time step, rebuilds, throughput, NVE energy drift
+    thermo.png            energies, temperature (and pressure) against time; with an analysis, the
+                          equilibration it drops shaded and its end marked
+    md.json               time step, rebuilds, throughput, NVE energy drift (counters over the whole
+                          run, every ``--resume`` segment included; resuming a finished run
+                          rewrites the same numbers)
     analysis.json         heat capacity / compressibility with error bars (if asked)
     report.json           all of the above in one place
 """
@@ -84,9 +87,10 @@ def run(case: MDCase, ctx: RunContext) -> dict:
                            progress=progress)
     log.info("%s: %d structure(s), %d atoms, %s, dt = %.3g fs, %d steps", case.name, len(frames),
              sum(len(a) for a in frames), case.md.ensemble.upper(), md.timestep_fs, case.md.steps)
-    if case.analysis.heat_capacity or case.analysis.compressibility:
+    analysed = case.analysis.heat_capacity or case.analysis.compressibility
+    if analysed:
         _check_enough_samples(case, md.timestep_fs)
-    result = md.run()
+    result = md.run(equilibration_ps=case.analysis.equilibration_ps if analysed else None)
     body = {"md": result.summary()}
     if case.analysis.heat_capacity or case.analysis.compressibility:
         body["analysis"] = analyse(case, md, out)

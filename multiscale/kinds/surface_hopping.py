@@ -1,12 +1,19 @@
 """kind = "surface_hopping": build (or train) the multi-state model, run batched FSSH, write
 
-    populations.csv / .png   fraction of trajectories on each state and mean |c_k|^2 vs time (fs)
+    populations.csv / .png   fraction of trajectories on each state and mean |c_k|^2 vs time (fs), and
+                             their change since t = 0; for Tully's 1-D models the exact quantum
+                             populations (split-operator wavepacket) as reference lines
+    dissociation.csv / .png  molecules with ``run.dissociation_A``: the fraction of trajectories whose
+                             bond (atoms 0-1) is beyond it vs time, with its standard error, and
+                             the final bond lengths
     hops.csv                 accepted and frustrated hops, from -> to, in total
     hops_vs_time.csv / .png  the same, cumulative, at every record
     final.extxyz             every trajectory's last geometry, its active state in info["state"]
     model.safetensors        the trained diabatic model ([model.train] only)
     report.json              final populations, hops, energy conservation, scattering branching
-                             (particle models), held-out errors of a trained model
+                             (particle models), ``exact_reference`` (Tully's 1-D models: the
+                             wavepacket's transmitted/reflected populations per adiabatic state),
+                             ``dissociation`` (molecules), held-out errors of a trained model
 """
 
 from __future__ import annotations
@@ -37,9 +44,11 @@ from atomistic.multistate import (
     adiabatic_states,
     fit_multistate,
 )
+from atomistic.multistate.exact import wavepacket_scattering
 from atomistic.multistate.files import load_diabatic, save_diabatic
 from atomistic.multistate.initial import particle_initial_conditions, thermal_initial_conditions
-from atomistic.plots import hops_plot, population_plot
+from atomistic.multistate.models import TULLY_MASS_AMU
+from atomistic.plots import dissociation_plot, hops_plot, population_plot
 from atomistic.potential.io import ModelFileError
 
 from ..common import RunOutputConfig, StructureConfig, build_structures, check_threads, set_threads
@@ -53,16 +62,18 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class AnalyticModel:
-    """An analytic multi-state model: its class, and whether it moves one particle of Tully's mass
-    (2000 m_e; no [structure]) or a molecule (needs [structure])."""
+    """An analytic multi-state model: its class, whether it moves one particle of Tully's mass
+    (2000 m_e; no [structure]) or a molecule (needs [structure]), and whether it depends on the
+    particle's x only (then an exact wavepacket reference is computed)."""
 
     model: type
     particle: bool
+    one_dimensional: bool = False
 
 
 #: the analytic models, by the name ``[model] analytic`` gives
-ANALYTIC = {"tully1": AnalyticModel(TullySimple, True), "tully2": AnalyticModel(TullyDual, True),
-            "tully3": AnalyticModel(TullyExtended, True), "three_state": AnalyticModel(ThreeState, True),
+ANALYTIC = {"tully1": AnalyticModel(TullySimple, True, True), "tully2": AnalyticModel(TullyDual, True, True),
+            "tully3": AnalyticModel(TullyExtended, True, True), "three_state": AnalyticModel(ThreeState, True, True),
             "conical_intersection": AnalyticModel(ConicalIntersection, True),
             "diatomic_crossing": AnalyticModel(DiatomicCrossing, False)}
 
@@ -145,17 +156,21 @@ class InitialConditionsConfig:
 class HoppingRunConfig:
     """``steps`` of ``fssh.timestep_fs``, populations recorded every ``record_every``; particle
     models stop early once every trajectory is beyond ``exit_bohr`` from the origin along x
-    (scattering: transmitted or reflected)."""
+    (scattering: transmitted or reflected); molecules: a trajectory whose bond between atoms 0
+    and 1 is longer than ``dissociation_A`` (Å) counts as dissociated (reported with its error)."""
 
     steps: int = 2000
     record_every: int = 10
     exit_bohr: float | None = None
+    dissociation_A: float | None = None
 
     def __post_init__(self):
         if self.steps < 1 or self.record_every < 1:
             raise ValueError(f"run.steps and run.record_every must be >= 1, got {self.steps}, {self.record_every}")
         if self.exit_bohr is not None and not self.exit_bohr > 0:
             raise ValueError(f"run.exit_bohr must be positive, got {self.exit_bohr}")
+        if self.dissociation_A is not None and not self.dissociation_A > 0:
+            raise ValueError(f"run.dissociation_A must be positive, got {self.dissociation_A}")
 
 
 @dataclass(frozen=True)
@@ -178,6 +193,8 @@ class SurfaceHoppingCase:
                              "remove [structure] and use initial.x0_bohr / momentum_au")
         if not self.model.particle and self.structure is None:
             raise ValueError("structure: a molecular multi-state model needs a [structure] table")
+        if self.model.particle and self.run.dissociation_A is not None:
+            raise ValueError("run.dissociation_A: a particle model has no bond; use run.exit_bohr")
         check_threads(self.threads)
 
 
@@ -273,10 +290,17 @@ def run(case: SurfaceHoppingCase, ctx: RunContext) -> dict:
         raise CaseError(f"initial.state: {case.initial.state} is not a state of this {n_states}-state model")
     sim = SurfaceHopping.start(model, pos, mom, masses, case.initial.state, case.fssh)
     e0 = sim.total_energy()
-    until = None
+    stop = None
     if case.model.particle and case.run.exit_bohr is not None:
         edge = case.run.exit_bohr * units.Bohr
-        until = lambda s: bool((s.positions[:, 0, 0].abs() > edge).all())  # noqa: E731
+        stop = lambda s: bool((s.positions[:, 0, 0].abs() > edge).all())  # noqa: E731
+    bonds = [_bond_lengths(sim)] if case.run.dissociation_A is not None else None
+
+    def until(s) -> bool:  # called at every record after the first: watch the bond, stop when done
+        if bonds is not None:
+            bonds.append(_bond_lengths(s))
+        return stop is not None and stop(s)
+
     t0 = time.perf_counter()
     history = sim.run(case.run.steps, case.run.record_every, until=until, progress=progress)
     seconds = time.perf_counter() - t0
@@ -285,7 +309,13 @@ def run(case: SurfaceHoppingCase, ctx: RunContext) -> dict:
     header = ["time_fs"] + [f"surface_{k}" for k in range(n_states)] + [f"electronic_{k}" for k in range(n_states)]
     write_csv(out / "populations.csv", header,
               ([t, *s, *e] for t, s, e in zip(history["time_fs"], history["surface"], history["electronic"])))
-    population_plot(out / "populations.png", history, title=f"{case.name}: {case.initial.trajectories} trajectories")
+    exact = _exact_reference(case, model)
+    reference = None
+    if exact is not None:
+        reference = {"label": f"exact (wavepacket, k = {exact['k_au']:g})",
+                     "populations": [t + r for t, r in zip(exact["transmitted"], exact["reflected"])]}
+    population_plot(out / "populations.png", history, title=f"{case.name}: {case.initial.trajectories} trajectories",
+                    reference=reference)
     hops = history["hops"]
     pairs = [(a, b) for a in range(n_states) for b in range(n_states) if a != b]
     write_csv(out / "hops.csv", ["from", "to", "accepted", "frustrated"],
@@ -315,12 +345,68 @@ def run(case: SurfaceHoppingCase, ctx: RunContext) -> dict:
         report["branching"] = {
             "reflected": [float(((x < 0) & (sim.active == k)).double().mean()) for k in range(n_states)],
             "transmitted": [float(((x > 0) & (sim.active == k)).double().mean()) for k in range(n_states)]}
+    if exact is not None:
+        report["exact_reference"] = exact
+    if bonds is not None:
+        report["dissociation"] = _dissociation(case, history["time_fs"], bonds, out)
     if training is not None:
         report["training"] = training
     report = envelope.write(out, report)
     log.info("surface hopping %s: final populations %s after %.1f fs (%.1f s)", case.name,
              [round(p, 4) for p in surface.tolist()], sim.time_fs, seconds)
     return report
+
+
+def _bond_lengths(sim: SurfaceHopping) -> np.ndarray:
+    """(T,) Å: the distance between atoms 0 and 1 of every trajectory."""
+    return torch.linalg.vector_norm(sim.positions[:, 1] - sim.positions[:, 0], dim=-1).cpu().numpy()
+
+
+def _binomial(count: int, n: int) -> dict:
+    """A fraction ``count / n`` with its standard error sqrt(f (1 - f) / n) and the 95 % Wilson
+    score interval (which stays informative at 0 and 1, where the standard error is 0)."""
+    f, z = count / n, 1.959963984540054
+    centre, half = (f + z * z / (2 * n)) / (1 + z * z / n), z * np.sqrt(f * (1 - f) / n + z * z / (4 * n * n)) / (
+        1 + z * z / n)
+    return {"fraction": f, "standard_error": float(np.sqrt(f * (1 - f) / n)), "count": count, "trajectories": n,
+            "wilson_95": [float(max(0.0, centre - half)), float(min(1.0, centre + half))]}
+
+
+def _dissociation(case: SurfaceHoppingCase, time_fs: list[float], bonds: list[np.ndarray], out: Path) -> dict:
+    """The dissociated fraction (bond of atoms 0-1 beyond ``run.dissociation_A`` Å) at the end, with
+    its error, and vs time (``dissociation.csv``, ``dissociation.png``)."""
+    threshold, n = case.run.dissociation_A, len(bonds[0])
+    counts = [int((b > threshold).sum()) for b in bonds]
+    fractions = np.array(counts) / n
+    errors = np.sqrt(fractions * (1 - fractions) / n)
+    write_csv(out / "dissociation.csv", ["time_fs", "dissociated_fraction", "standard_error"],
+              zip(time_fs, fractions, errors))
+    dissociation_plot(out / "dissociation.png", time_fs, fractions, errors, bonds[-1], threshold,
+                      title=f"{case.name}: {n} trajectories")
+    final = bonds[-1]
+    result = {"threshold_A": threshold, "bond_atoms": [0, 1], "time_fs": float(time_fs[-1]), **_binomial(counts[-1], n),
+              "final_bond_A": {"mean": float(final.mean()), "min": float(final.min()), "max": float(final.max())}}
+    log.info("dissociated (bond > %g Å) at %.1f fs: %.4f +- %.4f (%d of %d)", threshold, time_fs[-1],
+             result["fraction"], result["standard_error"], counts[-1], n)
+    return result
+
+
+def _exact_reference(case: SurfaceHoppingCase, model) -> dict | None:
+    """Tully's 1-D models: the exact quantum branching of a wavepacket with the case's start
+    (x0, k, mass 2000 m_e, initial state; width 20/k bohr as Tully's), else None."""
+    cfg, ini = case.model, case.initial
+    if cfg.analytic is None or not ANALYTIC[cfg.analytic].one_dimensional:
+        return None
+    if not (ini.x0_bohr < 0 and ini.momentum_au > 0):
+        log.info("no exact reference: it needs x0_bohr < 0 and momentum_au > 0 (a packet coming from the left)")
+        return None
+    t0 = time.perf_counter()
+    result = wavepacket_scattering(model, k_au=ini.momentum_au, x0_bohr=ini.x0_bohr, state=ini.state,
+                                   mass_au=TULLY_MASS_AMU * units._amu / units._me).as_dict()
+    log.info("exact reference (wavepacket, %d points, %.1f s): transmitted %s, reflected %s", result["grid_points"],
+             time.perf_counter() - t0, [round(v, 4) for v in result["transmitted"]],
+             [round(v, 4) for v in result["reflected"]])
+    return result
 
 
 KIND = Kind("surface_hopping", SurfaceHoppingCase, run)
