@@ -70,11 +70,15 @@ def _match(region: AtomisticRegion, other: AtomisticRegion) -> np.ndarray:
     return np.where(np.isfinite(distance), index, -1)
 
 
-def ghost_gradient(region: AtomisticRegion, reference: AtomisticRegion | None = None) -> np.ndarray:
+def ghost_gradient(region: AtomisticRegion, reference: AtomisticRegion | None = None,
+                   own: np.ndarray | None = None) -> np.ndarray:
     """The correction per atom (n, 3) eV/Å, whose ``T^T`` is the dead load (see the module's
-    docstring). ``reference``: the defect-free crystal as a region (None: ``region`` itself)."""
+    docstring). ``reference``: the defect-free crystal as a region (None: ``region`` itself);
+    ``own``: the region's coupled gradient (n, 3) at its reference, when the caller has it."""
+    if own is None:
+        own = region.evaluate(np.zeros_like(region.X))[1]
     reference = reference or region
-    g_ref = reference.evaluate(np.zeros_like(reference.X))[1]
+    g_ref = own if reference is region else reference.evaluate(np.zeros_like(reference.X))[1]
     blend_ref = reference.blending_gradient()
     match = np.arange(region.n_atoms) if reference is region else _match(region, reference)
     found = match >= 0
@@ -98,7 +102,7 @@ def ghost_gradient(region: AtomisticRegion, reference: AtomisticRegion | None = 
     g[slaved & found] = g_ref[match[slaved & found]]
     missing = slaved & ~found
     if missing.any():
-        g[missing] = region.evaluate(np.zeros_like(region.X))[1][missing]
+        g[missing] = own[missing]
         i = int(np.flatnonzero(missing)[0])
         log.warning("ghost_force_reference: %d handshake or pad atoms (atom %d at %s Å first) have no atom of the "
                     "reference at their position; their correction comes from the atoms themselves",

@@ -186,7 +186,7 @@ class CoupledProblem:
         def atoms_share():
             perfect = None if reference is None else reference_region(self.region, reference)
             check_reference(self.region, perfect)
-            return ghost_gradient(self.region, perfect)
+            return ghost_gradient(self.region, perfect, own=self._g_atoms.array_r.reshape(-1, 3))
 
         g = _on_root(self.comm, self.atom_rank, atoms_share, share=False)
         delta, mapped = self._g_atoms.duplicate(), self.P.createVecRight()
