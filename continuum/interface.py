@@ -240,6 +240,22 @@ class CohesiveInterface:
             self.H.ptap(self.P_free, result=self._PtHP)
         return self._PtHP
 
+    def opening_control(self) -> PETSc.Vec:
+        """``c`` on the displacement space (owned entries) with ``c . u`` the area mean of the normal
+        opening over the interface (Å): ``P^T`` of the normals integrated against W's basis, over
+        the area (collective). Linear in ``u``: the control of :mod:`continuum.continuation`."""
+        normal = fem.Function(fem.functionspace(self.submesh, ("DG", 0, (3,))))
+        normal.x.array.reshape(-1, 3)[: len(self.cells)] = self.normals
+        normal.x.scatter_forward()
+        w = ufl.TestFunction(self.W)
+        weights = fem_petsc.assemble_vector(fem.form(ufl.dot(normal, w) * ufl.dx(domain=self.submesh)))
+        weights.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
+        weights.scale(1.0 / self.area_A2)
+        c = self.P.createVecRight()
+        self.P.multTranspose(weights, c)
+        weights.destroy()
+        return c
+
     def nodal_fields(self):
         """Opening (Å) and traction (GPa) at the nodes of the interface, as functions on its submesh
         (the same two functions at every call).

@@ -157,6 +157,7 @@ class StaticProblem:
             weight, dead = self._quadrature_weight(energy_weight, 2 * degree)
             metadata = {name: {"quadrature_degree": 2 * degree, "quadrature_rule": "default"} for name in materials}
         measure = {name: dx(domain.bodies[name], metadata=metadata[name]) for name in materials}
+        self._weight, self._measure = weight, measure
         self.strain_forms = {name: fem.form(weight * c.energy_density(self.u) * measure[name])
                              for name, c in self.constitutive.items()}
         v, du = ufl.TestFunction(self.V), ufl.TrialFunction(self.V)
@@ -451,6 +452,56 @@ class StaticProblem:
         """Walk the load factor from its current value to 1 in ``steps`` equal steps; yield each
         converged :class:`StepResult` (with the reactions of the named boundaries, eV/Å)."""
         return load_steps(self, steps, reactions, max_cuts=self.solver.max_cuts)
+
+    # -- dynamics ---------------------------------------------------------------------------------
+    def lumped_mass(self, density_amu_A3: dict[str, float]) -> PETSc.Vec:
+        """The row-sum-lumped mass matrix (amu, owned entries of V's vectors) of the kinetic energy
+        ``int w rho |du/dt|^2 / 2 dV``: ``density_amu_A3`` by body, ``w`` the energy weight (1
+        without one; ``1 - beta`` in a coupled problem), on the quadrature of the strain energy."""
+        unknown = sorted(set(density_amu_A3) - set(self._measure))
+        if unknown or any(not (np.isfinite(v) and v > 0) for v in density_amu_A3.values()):
+            raise ContinuumInputError(f"density_amu_A3 = {density_amu_A3!r}: expected a positive density (amu/Å^3) "
+                                      f"for each body of {sorted(self._measure)}")
+        v, du = ufl.TestFunction(self.V), ufl.TrialFunction(self.V)
+        form = fem.form(sum(density_amu_A3[name] * self._weight * ufl.inner(du, v) * self._measure[name]
+                            for name in density_amu_A3))
+        M = fem_petsc.assemble_matrix(form)
+        M.assemble()
+        ones, mass = M.createVecRight(), M.createVecLeft()
+        ones.set(1.0)
+        M.mult(ones, mass)
+        for obj in (M, ones):
+            obj.destroy()
+        return mass
+
+    # -- path following (continuum.continuation.PathFollowed) ------------------------------------
+    def opening_control(self, name: str) -> PETSc.Vec:
+        """``c`` with ``c . u`` the area mean of the normal opening (Å) of interface ``name``."""
+        if name not in self.interfaces:
+            raise ContinuumInputError(f"interface {name!r}: not an interface of this problem "
+                                      f"(it has {sorted(self.interfaces)})")
+        return self.interfaces[name].opening_control()
+
+    def unknowns(self) -> PETSc.Vec:
+        return self.u.x.petsc_vec
+
+    def iterate(self) -> PETSc.Vec:
+        self._synced = None  # a new vector may reuse an old one's handle
+        return self.u.x.petsc_vec.copy()
+
+    def newton_residual(self, x, b) -> None:
+        self.residual(x, b)
+
+    def newton_operators(self, x):
+        self.tangent(x)
+        return self.A, self.A, self.snes.getKSP()
+
+    def commit(self, x, factor: float) -> None:
+        x.copy(self.u.x.petsc_vec)
+        self.set_state(self.u.x.petsc_vec)
+        self.load_factor = factor
+        self.apply_load(factor)
+        self.check_strain_range()
 
     #: beyond this Green-Lagrange strain a third-order expansion of the crystal's energy is not trusted
     CAUCHY_BORN_STRAIN_LIMIT = 0.08

@@ -4,7 +4,8 @@
 side: :class:`AtomisticRegion`, its energy, gradient and preconditioner, no mesh), ``transfer``
 (atoms <-> finite elements, N and N^T, in parallel), ``interface_atoms`` (a cohesive interface's
 part under the atoms), ``precondition`` (the exponential preconditioner), ``problem``
-(:class:`CoupledProblem`: a continuum problem and a region, one energy, Newton), ``materials``
+(:class:`CoupledProblem`: a continuum problem and a region, one energy, Newton), ``dynamics``
+(:class:`CoupledDynamics`: the same energy and the lumped kinetic energy, velocity Verlet), ``materials``
 (the continuum material from the NN-PES) and ``cohesive_law`` (the interface law from the
 NN-PES), ``errors`` (:class:`CouplingInputError`).
 
@@ -22,6 +23,8 @@ _EXPORTS = {
     "fill_region": "handshake",
     "AtomisticRegion": "atomistic_region",
     "CoupledProblem": "problem",
+    "CoupledDynamics": "dynamics",
+    "crystal_density_amu_A3": "dynamics",
     "CrystalMaterial": "materials",
     "crystal_material": "materials",
     "SeparationCurve": "cohesive_law",

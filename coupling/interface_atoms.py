@@ -109,6 +109,17 @@ class AtomisticInterface:
         np.add.at(mean, self._owner, d[self._flat])
         return mean / self.counts[:, None] - d[self.sites]
 
+    def opening_control(self, n_atoms: int) -> np.ndarray:
+        """``c`` (n_atoms, 3) with ``sum(c * d)`` the mean normal opening (Å) over the sites, weighted
+        by their (blended) areas, for atom displacements ``d`` (n_atoms, 3) Å."""
+        c = np.zeros((n_atoms, 3))
+        if len(self.sites) == 0:
+            return c
+        w = self.area_A2 / self.area_A2.sum()
+        np.add.at(c, self.sites, -w[:, None] * self.normal)
+        np.add.at(c, self._flat, (w / self.counts)[self._owner, None] * self.normal)
+        return c
+
     def energy_gradient(self, d: np.ndarray) -> tuple[float, np.ndarray]:
         """Energy (eV) and its gradient (n, 3) eV/Å with respect to the displacements ``d`` (n, 3) Å."""
         grad = np.zeros_like(d)

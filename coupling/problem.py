@@ -453,6 +453,23 @@ class CoupledProblem:
             J.assemble()
         self.timings["preconditioner"] += time.perf_counter() - t0
 
+    def gradient_into(self, z, out) -> None:
+        """``out`` = dPi/dz (eV/Å) at the unknowns ``z``, every row (no boundary conditions applied)."""
+        self._raw_gradient(z, out, lifting=False)
+
+    def constrained_unknowns(self) -> np.ndarray:
+        """Local indices of this rank's unknowns that a constraint holds: Dirichlet values and the
+        mesh nodes no energy reaches."""
+        return self._fixed_local.copy()
+
+    def constraint_gap(self) -> float:
+        """How far (Å) the unknowns are from their Dirichlet values at the applied load, over all ranks."""
+        self._sync_z(self.z)
+        with self._fe.localForm() as local:
+            local.set(0.0)
+        self.continuum.set_dirichlet_rows(self._fe, self.u.x.petsc_vec)
+        return self.comm.allreduce(float(np.abs(self._fe.array_r).max(initial=0.0)), op=MPI.MAX)
+
     def gradient(self, corrected: bool = True) -> PETSc.Vec:
         """dPi/dz (eV/Å) at the current unknowns, every row (no boundary conditions applied);
         ``corrected=False`` leaves out the ghost-force correction."""
@@ -602,3 +619,90 @@ class CoupledProblem:
     def solve(self, steps: int = 1, reactions: tuple[str, ...] = ()) -> list[StepResult]:
         """All load steps of :meth:`irun` at once."""
         return list(self.irun(steps, reactions))
+
+    # -- path following (continuum.continuation.PathFollowed) ------------------------------------
+    def opening_control(self, name: str) -> PETSc.Vec:
+        """``c`` with ``c . z`` the mean normal opening (Å) of interface ``name``: over the atoms'
+        sites weighted by their blended areas (through ``T^T``) where the interface runs through the
+        atoms (the mesh nodes of the core are held there), else the area mean over the continuum's
+        part (collective)."""
+        if name not in self.interfaces:
+            raise CouplingInputError(f"interface {name!r}: not an interface of this problem (it has "
+                                     f"{sorted(self.interfaces)})")
+        sites = None
+        if self.on_atoms:
+            for iface in self.region.interfaces:
+                if iface.name == name and len(iface.sites):
+                    sites = iface.opening_control(self.region.n_atoms)
+        c = self.z.duplicate()
+        c.set(0.0)
+        if self.comm.bcast(sites is not None, root=self.atom_rank):
+            d = self._d.duplicate()
+            if self.on_atoms:
+                d.array[:] = sites.ravel()
+            self.T.multTranspose(d, c)
+            d.destroy()
+        else:
+            c.array[: self.n_fe] = self.continuum.opening_control(name).array_r
+        return c
+
+    def unknowns(self) -> PETSc.Vec:
+        return self.z
+
+    def iterate(self) -> PETSc.Vec:
+        self._zsynced = None  # a new vector may reuse an old one's handle
+        return self.z.copy()
+
+    def apply_load(self, factor: float) -> None:
+        self.continuum.apply_load(factor)
+
+    def newton_residual(self, x, b) -> None:
+        self._coupled_residual(None, x, b)
+
+    def newton_operators(self, x):
+        """The Newton operator at ``x``: finite differences of the residual along each vector, as
+        the load steps' SNES takes it (``snes_mf_operator``), the assembled ``P`` and the SNES's
+        linear solver."""
+        self._coupled_jacobian(None, x, self.P, self.P)
+        if getattr(self, "_fd_operator", None) is None:
+            sizes = (self.n_local, self.n_global)
+            self._fd_operator = PETSc.Mat().createPython((sizes, sizes), _ResidualDifferences(self), comm=self.comm)
+            self._fd_operator.setUp()
+        self._fd_operator.getPythonContext().set_base(x)
+        return self._fd_operator, self.P, self.snes.getKSP()
+
+    def commit(self, x, factor: float) -> None:
+        x.copy(self.z)
+        self._sync_z(self.z)
+        self.continuum.load_factor = factor
+        self.continuum.apply_load(factor)
+        self.continuum.check_strain_range()
+
+
+class _ResidualDifferences:
+    """The Jacobian of the coupled residual along a vector, by a forward difference (PETSc's "wp"
+    step, as ``snes_mf_operator`` takes it): a PETSc Python matrix context."""
+
+    def __init__(self, problem: CoupledProblem):
+        self.problem = problem
+        self.x = self.f0 = self.work = self.f = None
+
+    def set_base(self, x) -> None:
+        """Differences about ``x`` (its residual at the applied load computed here)."""
+        if self.work is None:
+            self.x, self.f0, self.work, self.f = (x.duplicate() for _ in range(4))
+        x.copy(self.x)
+        self.problem.newton_residual(self.x, self.f0)
+
+    def mult(self, mat, v, y) -> None:
+        norm = v.norm()
+        if norm == 0.0:
+            y.set(0.0)
+            return
+        h = np.sqrt(np.finfo(float).eps) * np.sqrt(1.0 + self.x.norm()) / norm
+        self.x.copy(self.work)
+        self.work.axpy(h, v)
+        self.problem.newton_residual(self.work, self.f)
+        self.f.copy(y)
+        y.axpy(-1.0, self.f0)
+        y.scale(1.0 / h)

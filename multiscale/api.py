@@ -21,24 +21,24 @@ _WORLD_SIZE = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE")
 _WORLD_RANK = ("PMI_RANK", "OMPI_COMM_WORLD_RANK")
 
 
-def launched_ranks() -> int:
-    """How many MPI ranks the launcher started this process among (1 outside mpiexec), read from
-    the launcher's environment so that no MPI library is loaded to find out."""
-    for name in _WORLD_SIZE:
+def _launcher_number(names: tuple[str, ...], default: int) -> int:
+    """The first of the launcher's environment variables ``names`` that holds a number, else
+    ``default``: read without loading any MPI library."""
+    for name in names:
         value = os.environ.get(name, "")
         if value.isdigit():
             return int(value)
-    return 1
+    return default
+
+
+def launched_ranks() -> int:
+    """How many MPI ranks the launcher started this process among (1 outside mpiexec)."""
+    return _launcher_number(_WORLD_SIZE, 1)
 
 
 def launched_rank() -> int:
-    """This process's MPI rank as the launcher set it (0 outside mpiexec), read from the
-    launcher's environment like :func:`launched_ranks`."""
-    for name in _WORLD_RANK:
-        value = os.environ.get(name, "")
-        if value.isdigit():
-            return int(value)
-    return 0
+    """This process's MPI rank as the launcher set it (0 outside mpiexec)."""
+    return _launcher_number(_WORLD_RANK, 0)
 
 
 def run(case, case_dir: str | Path = ".", *, resume: bool = False, output: str | Path | None = None,

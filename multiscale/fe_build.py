@@ -151,10 +151,18 @@ class FESolverConfig(SolverSettings):
     """``[solver]``: every setting of :class:`continuum.solver.SolverSettings` (Newton tolerances
     ``atol`` eV/Å and ``rtol``, ``line_search``, ``linear_solver`` "direct" (MUMPS) or "cg" (CG +
     GAMG), ``max_iterations``, ``ksp_rtol``, ``max_cuts``), plus the element ``degree`` (1 or 2)
-    and the number of load ``steps`` from load factor 0 to 1."""
+    and the number of load ``steps``. ``control``: ``"load"`` walks the load factor from 0 to 1
+    (the ramped loads at their full values at the end); ``"opening"`` follows the path through an
+    interface's peak and snap-back (:mod:`continuum.continuation`): each step prescribes the mean
+    normal opening of the interface ``control_interface`` (default: the only one), up to
+    ``opening_A`` (Å) at the last step, and the load factor of the ramped loads follows from
+    equilibrium (any value; the ramped displacements are then per unit load factor)."""
 
     degree: int = 1
     steps: int = 10
+    control: Literal["load", "opening"] = "load"
+    opening_A: float | None = None
+    control_interface: str | None = None
 
     def __post_init__(self):
         super().__post_init__()
@@ -162,6 +170,22 @@ class FESolverConfig(SolverSettings):
             raise ValueError(f"solver.degree = {self.degree!r}: expected 1 or 2")
         if self.steps < 1:
             raise ValueError(f"solver.steps = {self.steps!r}: expected a positive integer")
+        if self.control == "opening":
+            if self.opening_A is None or not (np.isfinite(self.opening_A) and self.opening_A > 0):
+                raise ValueError(f"solver.opening_A = {self.opening_A!r}: control = \"opening\" needs the final mean "
+                                 "opening of the interface, a positive length in Å")
+        elif self.opening_A is not None or self.control_interface is not None:
+            raise ValueError("solver.opening_A, solver.control_interface: only with control = \"opening\"")
+
+    def stepped(self, problem, interfaces):
+        """``problem`` as the load steps walk it: itself (load control) or wrapped in an
+        :class:`~continuum.continuation.OpeningControl` on the interface (opening control)."""
+        if self.control == "load":
+            return problem
+        from continuum.continuation import OpeningControl
+
+        return OpeningControl(problem, self.control_interface or next(iter(interfaces)), self.opening_A,
+                              atol=self.atol, rtol=self.rtol, max_iterations=self.max_iterations)
 
     def settings(self) -> SolverSettings:
         """The library's own settings object (without ``degree`` and ``steps``)."""
@@ -201,6 +225,23 @@ class BodyCase:
         for k, b in enumerate(self.boundary):
             if b.name not in BOX_FACES:
                 raise ValueError(f"boundary[{k}].name = {b.name!r}: a box's faces are {list(BOX_FACES)}")
+
+    def check_control(self) -> None:
+        """Opening control needs an interface (the named one, on a box "interface") and a ramped load."""
+        s = self.solver
+        if s.control != "opening":
+            return
+        names = ("interface",) if self.mesh.split_x_A is not None else tuple(self.mesh.interfaces)
+        if not names or self.interface is None:
+            raise ValueError("solver.control = \"opening\": the mesh has no interface to control (set mesh.split_x_A "
+                             "or mesh.interfaces, and [interface])")
+        if s.control_interface is None and len(names) > 1:
+            raise ValueError(f"solver.control_interface: the mesh has interfaces {list(names)}; name the one to open")
+        if s.control_interface is not None and s.control_interface not in names:
+            raise ValueError(f"solver.control_interface = {s.control_interface!r}: expected one of {list(names)}")
+        if not any(b.ramp and b.type != "symmetry" for b in self.boundary):
+            raise ValueError("solver.control = \"opening\": no [[boundary]] is ramped, so no load can open the "
+                             "interface")
 
 
 def load_model(case, base: Path, comm):

@@ -181,7 +181,7 @@ def test_a_new_kind_is_one_module(tmp_path, monkeypatch, capsys):
         kinds.discover.cache_clear()
 
 
-@pytest.mark.parametrize("kind", ["vibrations", "reaction", "surface_hopping"])
+@pytest.mark.parametrize("kind", ["vibrations", "reaction"])
 def test_resume_on_a_kind_that_cannot_resume_is_refused(kind):
     from multiscale.api import run
     from multiscale.kinds import KINDS

@@ -3,6 +3,7 @@ documentation), and bad settings in them exit with code 2 and one line naming th
 
 from __future__ import annotations
 
+import csv
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -29,8 +30,9 @@ def tiny(case):
     if case.kind == "reaction":
         return replace(case, neb=replace(case.neb, n_images=5, fmax=0.05), irc=replace(case.irc, step=0.5, fmax=0.1),
                        rates=replace(case.rates, temperatures_K=(300.0, 600.0)))
-    if case.kind == "coupled":
-        return replace(case, solver=replace(case.solver, steps=2))
+    if case.kind == "coupled":  # under opening control: 0.4 Å a step, the last two past the peak and snapping back
+        path = {"steps": 3, "opening_A": 1.2} if case.solver.control == "opening" else {"steps": 2}
+        return replace(case, solver=replace(case.solver, **path))
     if case.kind == "active_learning":
         stages = tuple(replace(st, steps=30) for st in case.loop.stages[-2:])
         loop = replace(case.loop, stages=stages, max_oracle_calls=3, cooldown_steps=10, check_every=10,
@@ -99,12 +101,21 @@ def test_case_runs(path, tmp_path):
         from ase.io import read
 
         frames = read(tmp_path / "atoms.extxyz", index=":")
-        assert frames[0].info["load_factor"] == 0 and frames[-1].info["load_factor"] == 1
+        rows = list(csv.DictReader(open(tmp_path / "load.csv")))
+        assert frames[0].info["load_factor"] == 0
+        assert frames[-1].info["load_factor"] == pytest.approx(float(rows[-1]["load_factor"]))
         assert set(frames[0].arrays["region"]) == {0, 1, 2}
-        rows = (tmp_path / "load.csv").read_text().splitlines()
-        pull = [float(r.split(",")[rows[0].split(",").index("reaction_xmax_x_eV_A")]) for r in rows[1:]]
-        assert 0 < pull[0] < pull[1]  # the bars resist the pull, more as it grows
+        pull = [float(r["reaction_xmax_x_eV_A"]) for r in rows]
         assert frames[-1].positions[:, 0].max() > frames[0].positions[:, 0].max()
+        if case.solver.control == "opening":  # through the peak: the ends move back while the interface opens
+            lam = [float(r["load_factor"]) for r in rows]
+            assert [float(r["opening_A"]) for r in rows][-1] == pytest.approx(1.2)
+            assert pull[-1] < max(pull) and lam[-1] < max(lam)
+            summary = report["pull_off"]
+            assert summary["peak_reaction_eV_A"] == pytest.approx(summary["series_peak_reaction_eV_A"], rel=0.05)
+        else:
+            assert frames[-1].info["load_factor"] == 1
+            assert 0 < pull[0] < pull[1]  # the bars resist the pull, more as it grows
         if case.interface is not None and case.interface.law == "model":
             assert report["interface_law"]["W_sep_eV_A2"] == pytest.approx(0.1432, rel=0.01)
     if case.kind == "active_learning":
@@ -312,8 +323,9 @@ def test_bad_coupled_case_exits_2(tmp_path, capsys):
                               ('coupled_faces = ["xmin", "xmax"]', 'coupled_faces = ["xmin", "left"]', "'left'"),
                               ('law = "cauchy-born"', 'law = "linear"', "material.law"),
                               ("orientation_x = [1, 0, 0]", "orientation_x = [1, 2, 0]", "<100>, <110> or <111>")):
-        path.write_text(text.replace(old, new) if old != "orientation_x = [1, 0, 0]" else
-                        text.replace(old, new).replace("orientation_y = [0, 1, 0]", "orientation_y = [-2, 1, 0]"))
+        path.write_text(text.replace(old, new) if old != "orientation_x = [1, 0, 0]" else  # the model's law needs
+                        text.replace(old, new).replace("orientation_y = [0, 1, 0]", "orientation_y = [-2, 1, 0]")
+                        .replace('law = "uber"', 'law = "model"'))  # a low-index plane
         code = main(["run", str(path), "--output", str(tmp_path / "out"), "-q"])
         err = capsys.readouterr().err
         assert code == 2 and message in err and "Traceback" not in err, (new, err)

@@ -31,8 +31,8 @@ def tiny_case(kind: str, folder: Path, **changes: str) -> Path:
     source = {"continuum": "cu_continuum/bonded_blocks.toml", "coupled": "cu_coupled/bonded_bars.toml"}[kind]
     text = (ROOT / "cases" / source).read_text().replace('"../models/cu_emt.safetensors"', f'"{SHIPPED_MODEL}"')
     if kind == "coupled":  # and a section of 3 x 3 lattice constants (324 atoms instead of 900)
-        changes = {"steps": "3", "lengths_A": "[57.4352, 10.7691, 10.7691]", "divisions": "[16, 3, 3]",
-                   "upper_A": "[39.486, 11.77, 11.77]", **changes}
+        changes = {"steps": "3", "opening_A": "0.75", "every": "2", "lengths_A": "[57.4352, 10.7691, 10.7691]",
+                   "divisions": "[16, 3, 3]", "upper_A": "[39.486, 11.77, 11.77]", **changes}
     lines = text.splitlines()
     for key, value in changes.items():
         k = next(i for i, line in enumerate(lines) if line.split("=")[0].strip() == key)
@@ -161,7 +161,9 @@ def test_coupled_resumes_with_the_same_frames(tmp_path):
     worst = assert_same_results(whole, parted)
     print(f"coupled, 1 rank: largest relative difference {worst:.2g}")
     a, b = (read(p / "atoms.extxyz", index=":") for p in (whole, parted))
-    assert [f.info["load_factor"] for f in a] == [f.info["load_factor"] for f in b] == [0.0, 2 / 3, 1.0]
+    applied = [float(r) for r in np.atleast_1d(table(whole / "load.csv")[:, 0])]  # under opening control
+    assert [f.info["load_factor"] for f in a] == [f.info["load_factor"] for f in b]
+    assert len(a) == 3 and a[0].info["load_factor"] == 0.0 and a[-1].info["load_factor"] == applied[-1]
     for fa, fb in zip(a, b):
         np.testing.assert_allclose(fb.positions, fa.positions, rtol=RTOL, atol=0)
         np.testing.assert_allclose(fb.get_forces(), fa.get_forces(), rtol=RTOL, atol=ATOL)

@@ -62,6 +62,7 @@ name = "bad"
     ('analytic = "tully1"', '[initial]\ntrajectories = 0', "initial.trajectories"),
     ('analytic = "tully1"', '[initial]\nstate = 2', "initial.state"),
     ('analytic = "tully1"', '[run]\nexit_bohr = -1.0', "run.exit_bohr"),
+    ('analytic = "tully1"', '[run]\ncheckpoint_every = 0', "run.checkpoint_every"),
 ])
 def test_bad_surface_hopping_case_exits_2(model, rest, message, tmp_path, capsys):
     path = tmp_path / "bad.toml"

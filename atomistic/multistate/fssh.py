@@ -21,16 +21,25 @@ One step of length dt, for every trajectory at once:
    active state, ``hbar |d_aj . v| / |E_j - E_a| <= coupling_ratio`` (the wave packets have parted
    once the coupling region is left; the scheme of the model-3 reference in
    docs/references/tully_models.md).
+
+A swarm is checkpointed with :func:`save_checkpoint` (its whole state: the adiabatic states the next
+step starts from, the amplitudes, the random generator's state, the step counter; and the records
+so far) and continued bit for bit from :meth:`SurfaceHopping.from_state_dict`.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+import os
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
 
 import torch
 from ase import units
 
+from atomistic.atomic_files import atomic_path
+from atomistic.errors import CheckpointMismatch
 from atomistic.multistate.adiabatic import AdiabaticStates, adiabatic_states
 
 log = logging.getLogger(__name__)
@@ -42,6 +51,9 @@ EDC_C = 0.1 * units.Hartree
 
 
 DECOHERENCE = ("none", "edc", "instantaneous")
+#: the records :meth:`SurfaceHopping.run` keeps, one entry per record
+RECORDS = ("time_fs", "surface", "electronic", "accepted", "frustrated")
+CHECKPOINT_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -82,7 +94,9 @@ class SurfaceHopping:
     """The state of a batch of T trajectories of N atoms on ``model``'s n states.
 
     positions (T, N, 3) Å; momenta (T, N, 3) amu Å/fs; masses (N,) amu; active (T,) state
-    index; amplitudes (T, n) complex. Build with :meth:`start`; advance with :meth:`step`.
+    index; amplitudes (T, n) complex; states: the adiabatic states at ``positions``, eigenvector
+    signs aligned along the trajectory (the next step starts from them); steps_done: steps taken.
+    Build with :meth:`start` (or :meth:`from_state_dict`); advance with :meth:`step`.
     """
 
     model: object
@@ -98,6 +112,7 @@ class SurfaceHopping:
     generator: torch.Generator | None = field(default=None, repr=False)
     #: trajectory-steps spent within ``degeneracy_eV`` of a degeneracy (a device counter)
     near_degenerate: torch.Tensor | None = None
+    steps_done: int = 0
 
     @classmethod
     def start(cls, model, positions: torch.Tensor, momenta_amu_A_fs: torch.Tensor, masses_amu,
@@ -118,6 +133,36 @@ class SurfaceHopping:
         return cls(model=model, settings=settings, positions=pos, momenta=momenta_amu_A_fs.detach().clone() / units.fs,
                    masses=masses, active=active, amplitudes=amplitudes, states=states,
                    hops=HopCounts(zeros.clone(), zeros.clone()), generator=generator, near_degenerate=near)
+
+    def state_dict(self) -> dict:
+        """Everything the next step reads, on the host, as tensors and plain values (what
+        ``torch.load(weights_only=True)`` reads back): settings, positions, momenta (amu Å per ASE
+        time unit), masses, active states, amplitudes, the adiabatic states of the last step (their
+        eigenvector signs come from the trajectory's history: recomputing them could flip one),
+        hop counts, the near-degeneracy counter, time, step counter and the generator's state."""
+        host = lambda t: t.detach().cpu().clone()  # noqa: E731
+        return {"settings": asdict(self.settings), "positions": host(self.positions), "momenta": host(self.momenta),
+                "masses": host(self.masses), "active": host(self.active), "amplitudes": host(self.amplitudes),
+                "states": {f.name: host(getattr(self.states, f.name)) for f in fields(self.states)},
+                "accepted": host(self.hops.accepted), "frustrated": host(self.hops.frustrated),
+                "near_degenerate": host(self.near_degenerate), "time_fs": self.time_fs, "steps_done": self.steps_done,
+                "rng": self.generator.get_state().cpu()}
+
+    @classmethod
+    def from_state_dict(cls, model, state: dict, device: str | torch.device | None = None) -> SurfaceHopping:
+        """The swarm of :meth:`state_dict` on ``device`` (default: the CPU), driven by ``model``:
+        its next step is the one the saved swarm would have taken."""
+        device = torch.device("cpu" if device is None else device)
+        dev = lambda t: t.to(device)  # noqa: E731
+        generator = torch.Generator(device=device)
+        generator.set_state(state["rng"])
+        return cls(model=model, settings=FSSHSettings(**state["settings"]), positions=dev(state["positions"]),
+                   momenta=dev(state["momenta"]), masses=dev(state["masses"]), active=dev(state["active"]),
+                   amplitudes=dev(state["amplitudes"]),
+                   states=AdiabaticStates(**{k: dev(v) for k, v in state["states"].items()}),
+                   time_fs=float(state["time_fs"]), hops=HopCounts(dev(state["accepted"]), dev(state["frustrated"])),
+                   generator=generator, near_degenerate=dev(state["near_degenerate"]),
+                   steps_done=int(state["steps_done"]))
 
     # --- observables ---------------------------------------------------------------------------
     def kinetic_energy(self) -> torch.Tensor:
@@ -140,16 +185,21 @@ class SurfaceHopping:
         surface = torch.bincount(self.active, minlength=n).to(self.positions.dtype) / len(self.active)
         return surface, (self.amplitudes.abs() ** 2).mean(0).real
 
-    def run(self, steps: int, record_every: int = 10, until=None, progress: bool = False) -> dict:
-        """Advance ``steps`` steps (or until ``until(self)`` is True at a record), recording
-        every ``record_every`` steps: ``time_fs``, ``surface`` (fraction of trajectories on each
-        state), ``electronic`` (mean |c_k|^2), ``accepted`` and ``frustrated`` (cumulative hop
-        counts ``[from][to]``), as lists; ``hops``: the final accepted and frustrated counts.
-        Steps run on the device without synchronising; near-degeneracies are reported (a warning)
-        at the records. ``progress``: a tqdm bar."""
+    def run(self, steps: int, record_every: int = 10, until=None, progress: bool = False, *,
+            history: dict | None = None, checkpoint_every: int = 0,
+            checkpoint: Callable[[SurfaceHopping, dict], None] | None = None) -> dict:
+        """Advance to ``steps`` steps in all (a swarm from :meth:`from_state_dict` continues from
+        its ``steps_done``), or until ``until(self)`` is True at a record, recording at every
+        multiple of ``record_every`` steps and at the last: ``time_fs``, ``surface`` (fraction of
+        trajectories on each state), ``electronic`` (mean |c_k|^2), ``accepted`` and ``frustrated``
+        (cumulative hop counts ``[from][to]``), as lists; ``hops``: the final accepted and
+        frustrated counts. ``history``: the records of the steps before (a checkpoint's), continued
+        (else the state now is the first record). ``checkpoint(self, history)`` is called after
+        every multiple of ``checkpoint_every`` steps, except at a record where ``until`` stops the
+        run. Steps run on the device without synchronising; near-degeneracies are reported (a
+        warning) at the records. ``progress``: a tqdm bar."""
         from tqdm.auto import tqdm
 
-        history = {"time_fs": [], "surface": [], "electronic": [], "accepted": [], "frustrated": []}
         warned = int(self.near_degenerate)
 
         def record():
@@ -166,15 +216,23 @@ class SurfaceHopping:
                             "couplings were regularised", near - warned, self.settings.degeneracy_eV, self.time_fs)
                 warned = near
 
-        record()
-        with tqdm(total=steps, desc="FSSH", unit="step", disable=not progress, leave=False) as bar:
-            for k in range(1, steps + 1):
+        if history is None:
+            history = {key: [] for key in RECORDS}
+            record()
+        else:
+            history = {key: list(history[key]) for key in RECORDS}
+        first = self.steps_done
+        with tqdm(total=max(0, steps - first), desc="FSSH", unit="step", disable=not progress, leave=False) as bar:
+            while self.steps_done < steps:
                 self.step()
+                k = self.steps_done
                 if k % record_every == 0 or k == steps:
                     record()
-                    bar.update(record_every if k % record_every == 0 else k % record_every)
+                    bar.update(k - first - bar.n)
                     if until is not None and until(self):
                         break
+                if checkpoint is not None and checkpoint_every and k % checkpoint_every == 0:
+                    checkpoint(self, history)
         history["hops"] = {"accepted": self.hops.accepted.tolist(), "frustrated": self.hops.frustrated.tolist()}
         return history
 
@@ -202,6 +260,7 @@ class SurfaceHopping:
         if s.decoherence != "none":
             self._decohere(dt, v_new)
         self.time_fs += s.timestep_fs
+        self.steps_done += 1
 
     def _propagate(self, old: AdiabaticStates, new: AdiabaticStates, v_old, v_new, dt) -> None:
         energies = 0.5 * (old.energies + new.energies)
@@ -272,6 +331,38 @@ def _align(new: AdiabaticStates, old: AdiabaticStates) -> None:
     sign = torch.where(overlap < 0, -1.0, 1.0).to(new.vectors.dtype)
     new.vectors.mul_(sign[:, None, :])
     new.couplings.mul_((sign[:, :, None] * sign[:, None, :])[..., None, None])
+
+
+def save_checkpoint(path: str | os.PathLike, swarm: SurfaceHopping, history: dict, *,
+                    extra: dict | None = None) -> Path:
+    """Write ``swarm`` (:meth:`SurfaceHopping.state_dict`), the records of its run so far
+    (``history`` as :meth:`SurfaceHopping.run` keeps it) and ``extra`` (tensors and plain values,
+    the caller's own) to ``path`` atomically (a temporary file beside it, then a rename)."""
+    records = {"time_fs": torch.tensor(history["time_fs"], dtype=torch.float64),
+               "surface": torch.tensor(history["surface"], dtype=torch.float64),
+               "electronic": torch.tensor(history["electronic"], dtype=torch.float64),
+               "accepted": torch.tensor(history["accepted"], dtype=torch.long),
+               "frustrated": torch.tensor(history["frustrated"], dtype=torch.long)}
+    payload = {"version": CHECKPOINT_VERSION, "swarm": swarm.state_dict(), "history": records, "extra": extra or {}}
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+    return Path(path)
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict:
+    """A checkpoint of :func:`save_checkpoint` (``torch.load(weights_only=True)``, on the host):
+    ``swarm`` for :meth:`SurfaceHopping.from_state_dict`, ``history`` for
+    :meth:`SurfaceHopping.run` (as lists again), ``extra``."""
+    try:
+        payload = torch.load(path, weights_only=True, map_location="cpu")
+    except OSError:
+        raise
+    except Exception as exc:  # a file that is not a checkpoint (or holds more than tensors): one line
+        raise CheckpointMismatch(f"{path}: not a surface-hopping checkpoint ({type(exc).__name__})") from None
+    if not isinstance(payload, dict) or payload.get("version") != CHECKPOINT_VERSION:
+        raise CheckpointMismatch(f"{path}: not a surface-hopping checkpoint of version {CHECKPOINT_VERSION}")
+    payload["history"] = {key: payload["history"][key].tolist() for key in RECORDS}
+    return payload
 
 
 #: one atomic unit of momentum (hbar / bohr) in amu Å/fs

@@ -31,6 +31,7 @@ class ContinuumCase(BodyCase):
 
     def __post_init__(self):
         self.check_boundaries()
+        self.check_control()
         split = self.mesh.split_x_A is not None or bool(self.mesh.interfaces)
         if split and self.interface is None:
             raise ValueError("interface: the mesh has an interface, so the case needs an [interface] table")
@@ -58,9 +59,11 @@ def _run(case: ContinuumCase, ctx: RunContext, comm) -> dict:
                 "law": case.material.law, "dofs": problem.V.dofmap.index_map.size_global * 3, "steps": len(rows),
                 "final_energies_eV": rows[-1] if rows else {}}
 
-    rows = fe_steps.load_steps(problem, case, ctx.out, body.pulled, comm, ctx.progress, checkpoints=checkpoints,
+    stepped = case.solver.stepped(problem, body.interfaces)
+    rows = fe_steps.load_steps(stepped, case, ctx.out, body.pulled, comm, ctx.progress, checkpoints=checkpoints,
                                report=report, results=results)
-    return fe_steps.finish(ctx.out, rows, body.pulled, case, comm, checkpoints, report, results(rows))
+    return fe_steps.finish(ctx.out, rows, body.pulled, case, comm, checkpoints, report, results(rows),
+                           fe_steps.pull_off(rows, case, body.interfaces, body.tensor))
 
 
 KIND = Kind("continuum", ContinuumCase, run, resumable=True, parallel=True)

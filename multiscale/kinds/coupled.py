@@ -1,5 +1,5 @@
 """kind = "coupled": the material's atoms inside its continuum, load-stepped to equilibrium
-(one energy for both, minimised by Newton; see ``docs/coupling.md``).
+(one energy for both, minimised by Newton; see ``docs/verification.md``).
 
 Serial or under ``mpiexec -n N multiscale run case.toml``: the atoms (and the model) live on rank
 0, the mesh on all ranks. Outputs: field files (VTX or XDMF; displacement, stress, energy density;
@@ -96,6 +96,7 @@ class CoupledCase(BodyCase):
         if (self.mesh.split_x_A is not None) != (self.interface is not None):
             raise ValueError("interface: a coupled case has an [interface] table exactly when mesh.split_x_A is set")
         self.check_boundaries()
+        self.check_control()
         _check_atom_box(self)
         if self.material.law != "cauchy-born":
             raise ValueError(f"material.law = {self.material.law!r}: a coupled case needs \"cauchy-born\" (the "
@@ -153,10 +154,10 @@ def _run(case: CoupledCase, ctx: RunContext, comm) -> dict:
         out.mkdir(parents=True, exist_ok=True)
         trajectory.unlink(missing_ok=True)
 
-    def write_atoms(load_factor: float) -> None:
+    def write_atoms(step_parameter: float) -> None:
         snapshot = problem.atoms()
         if snapshot is not None:
-            snapshot.info["load_factor"] = load_factor
+            snapshot.info["load_factor"] = problem.load_factor  # the applied one, under opening control too
             write_extxyz(trajectory, [snapshot], append=True)
 
     law = body.model_law
@@ -168,9 +169,11 @@ def _run(case: CoupledCase, ctx: RunContext, comm) -> dict:
                 "steps": len(rows), "final_energies_eV": rows[-1] if rows else {},
                 "timings_s": dict(problem.timings)}
 
-    rows = fe_steps.load_steps(problem, case, out, body.pulled, comm, ctx.progress, checkpoints=checkpoints,
+    stepped = case.solver.stepped(problem, body.interfaces)
+    rows = fe_steps.load_steps(stepped, case, out, body.pulled, comm, ctx.progress, checkpoints=checkpoints,
                                report=report, results=results, on_write=write_atoms)
-    return fe_steps.finish(out, rows, body.pulled, case, comm, checkpoints, report, results(rows))
+    return fe_steps.finish(out, rows, body.pulled, case, comm, checkpoints, report, results(rows),
+                           fe_steps.pull_off(rows, case, body.interfaces, body.tensor))
 
 
 KIND = Kind("coupled", CoupledCase, run, resumable=True, parallel=True)

@@ -10,17 +10,23 @@
     hops_vs_time.csv / .png  the same, cumulative, at every record
     final.extxyz             every trajectory's last geometry, its active state in info["state"]
     model.safetensors        the trained diabatic model ([model.train] only)
+    checkpoint.pt            the swarm and its records every ``run.checkpoint_every`` steps and at
+                             the end: ``--resume`` continues a killed run bit for bit (the outputs
+                             equal an uninterrupted run's; a finished run's are rewritten unchanged)
     report.json              final populations, hops, energy conservation, scattering branching
                              (particle models), ``exact_reference`` (Tully's 1-D models: the
                              wavepacket's transmitted/reflected populations per adiabatic state),
-                             ``dissociation`` (molecules), held-out errors of a trained model
+                             ``dissociation`` (molecules), held-out errors of a trained model; wall
+                             time and ``timings_s.fssh`` cover every ``--resume`` segment
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -30,6 +36,7 @@ from ase import Atoms, units
 from ase.io import read
 
 from atomistic import DescriptorSettings, NetworkSettings
+from atomistic.errors import CheckpointMismatch
 from atomistic.multistate import (
     ConicalIntersection,
     DiabaticPotential,
@@ -46,6 +53,7 @@ from atomistic.multistate import (
 )
 from atomistic.multistate.exact import wavepacket_scattering
 from atomistic.multistate.files import load_diabatic, save_diabatic
+from atomistic.multistate.fssh import load_checkpoint, save_checkpoint
 from atomistic.multistate.initial import particle_initial_conditions, thermal_initial_conditions
 from atomistic.multistate.models import TULLY_MASS_AMU
 from atomistic.plots import dissociation_plot, hops_plot, population_plot
@@ -157,16 +165,20 @@ class HoppingRunConfig:
     """``steps`` of ``fssh.timestep_fs``, populations recorded every ``record_every``; particle
     models stop early once every trajectory is beyond ``exit_bohr`` from the origin along x
     (scattering: transmitted or reflected); molecules: a trajectory whose bond between atoms 0
-    and 1 is longer than ``dissociation_A`` (Å) counts as dissociated (reported with its error)."""
+    and 1 is longer than ``dissociation_A`` (Å) counts as dissociated (reported with its error).
+    ``checkpoint.pt`` is written every ``checkpoint_every`` steps (and at the end)."""
 
     steps: int = 2000
     record_every: int = 10
     exit_bohr: float | None = None
     dissociation_A: float | None = None
+    checkpoint_every: int = 500
 
     def __post_init__(self):
         if self.steps < 1 or self.record_every < 1:
             raise ValueError(f"run.steps and run.record_every must be >= 1, got {self.steps}, {self.record_every}")
+        if self.checkpoint_every < 1:
+            raise ValueError(f"run.checkpoint_every must be a positive number of steps, got {self.checkpoint_every}")
         if self.exit_bohr is not None and not self.exit_bohr > 0:
             raise ValueError(f"run.exit_bohr must be positive, got {self.exit_bohr}")
         if self.dissociation_A is not None and not self.dissociation_A > 0:
@@ -244,9 +256,10 @@ def train_diabatic(case: SurfaceHoppingCase, case_dir: Path, out: Path) -> tuple
     return model, report
 
 
-def _model(case: SurfaceHoppingCase, case_dir: Path, out: Path):
+def _model(case: SurfaceHoppingCase, case_dir: Path, out: Path, resumed: dict | None = None):
     """(the model's ``diabatic`` module, the starting geometry or None for a particle model,
-    the training report or None)."""
+    the training report or None). ``resumed``: the checkpoint's ``extra`` of a run being resumed
+    (a model it trained is loaded from ``out``, not trained again)."""
     cfg = case.model
     if cfg.analytic is not None:
         model = ANALYTIC[cfg.analytic].model()
@@ -257,6 +270,8 @@ def _model(case: SurfaceHoppingCase, case_dir: Path, out: Path):
         except ModelFileError as exc:
             raise CaseError(f"model.path: {exc}") from None
         report = None
+    elif resumed is not None:
+        trained, report = _trained_before(out, resumed, cfg.device), json.loads(resumed["training"])
     else:
         trained, report = train_diabatic(case, case_dir, out)
         trained = trained.to(cfg.device)
@@ -265,6 +280,15 @@ def _model(case: SurfaceHoppingCase, case_dir: Path, out: Path):
     if unknown:
         raise CaseError(f"structure: elements {unknown} are not in the model's species {trained.species}")
     return trained.bind(atoms), atoms, report
+
+
+def _trained_before(out: Path, resumed: dict, device: str) -> DiabaticPotential:
+    """The model the resumed run trained, as it saved it in ``out``."""
+    path = out / "model.safetensors"
+    if not path.is_file() or _sha256(path) != resumed["model_sha256"]:
+        raise CheckpointMismatch(f"--resume: {path} is missing or is not the model that the checkpointed run trained; "
+                                 "run again without --resume (that trains it again)")
+    return load_diabatic(path, device=device)
 
 
 def _initial(case: SurfaceHoppingCase, atoms: Atoms | None, device) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
@@ -282,19 +306,33 @@ def run(case: SurfaceHoppingCase, ctx: RunContext) -> dict:
     envelope = Report(case)
     out.mkdir(parents=True, exist_ok=True)
     set_threads(case.threads)
-    model, atoms, training = _model(case, case_dir, out)
+    settings = _settings(case, case_dir)
+    checkpoint_path = out / "checkpoint.pt"
+    saved = _resumed(checkpoint_path, settings) if ctx.resume else None
+    extra = {"fssh_s": 0.0, "wall_s": 0.0, "finished": False} if saved is None else saved["extra"]
+    model, atoms, training = _model(case, case_dir, out, None if saved is None else extra)
     device = torch.device(case.model.device)
     pos, mom, masses = _initial(case, atoms, device)
     n_states = int(model.diabatic(pos[:1]).shape[1])
     if case.initial.state >= n_states:
         raise CaseError(f"initial.state: {case.initial.state} is not a state of this {n_states}-state model")
-    sim = SurfaceHopping.start(model, pos, mom, masses, case.initial.state, case.fssh)
-    e0 = sim.total_energy()
+    model_sha256 = _sha256(out / "model.safetensors") if case.model.train is not None else None
+    if saved is None:
+        sim = SurfaceHopping.start(model, pos, mom, masses, case.initial.state, case.fssh)
+        e0 = sim.total_energy()
+    else:  # the swarm, its records and the run's clocks as the checkpoint left them
+        sim = SurfaceHopping.from_state_dict(model, saved["swarm"], device)
+        e0 = extra["e0"].to(device)
+        envelope.started -= extra["wall_s"]
+        if not extra["finished"]:
+            log.info("resuming at step %d (t = %.1f fs) from %s", sim.steps_done, sim.time_fs, checkpoint_path)
     stop = None
     if case.model.particle and case.run.exit_bohr is not None:
         edge = case.run.exit_bohr * units.Bohr
         stop = lambda s: bool((s.positions[:, 0, 0].abs() > edge).all())  # noqa: E731
-    bonds = [_bond_lengths(sim)] if case.run.dissociation_A is not None else None
+    bonds = None
+    if case.run.dissociation_A is not None:
+        bonds = [_bond_lengths(sim)] if saved is None else list(extra["bonds"].numpy())
 
     def until(s) -> bool:  # called at every record after the first: watch the bond, stop when done
         if bonds is not None:
@@ -302,14 +340,35 @@ def run(case: SurfaceHoppingCase, ctx: RunContext) -> dict:
         return stop is not None and stop(s)
 
     t0 = time.perf_counter()
-    history = sim.run(case.run.steps, case.run.record_every, until=until, progress=progress)
-    seconds = time.perf_counter() - t0
+
+    def checkpoint(s: SurfaceHopping, records: dict, *, finished: bool = False, fssh_s: float | None = None,
+                   wall_s: float | None = None, exact: dict | None = None) -> None:
+        now = time.perf_counter()
+        save_checkpoint(checkpoint_path, s, records, extra={
+            "fingerprint": _digest(settings), "case": json.dumps(settings, sort_keys=True), "finished": finished,
+            "e0": e0.detach().cpu(), "bonds": None if bonds is None else torch.as_tensor(np.stack(bonds)),
+            "fssh_s": extra["fssh_s"] + now - t0 if fssh_s is None else fssh_s,
+            "wall_s": now - envelope.started if wall_s is None else wall_s,
+            "training": json.dumps(training, default=float), "model_sha256": model_sha256,
+            "exact": json.dumps(exact, default=float)})
+
+    if extra["finished"]:
+        log.warning("the run in %s had already finished at t = %.1f fs: nothing to continue, its outputs are "
+                    "rewritten unchanged", out, sim.time_fs)
+        history = {**saved["history"], "hops": {"accepted": sim.hops.accepted.tolist(),
+                                                "frustrated": sim.hops.frustrated.tolist()}}
+        seconds = extra["fssh_s"]
+    else:
+        history = sim.run(case.run.steps, case.run.record_every, until=until, progress=progress,
+                          history=None if saved is None else saved["history"],
+                          checkpoint_every=case.run.checkpoint_every, checkpoint=checkpoint)
+        seconds = extra["fssh_s"] + time.perf_counter() - t0
     drift = (sim.total_energy() - e0).abs()
 
     header = ["time_fs"] + [f"surface_{k}" for k in range(n_states)] + [f"electronic_{k}" for k in range(n_states)]
     write_csv(out / "populations.csv", header,
               ([t, *s, *e] for t, s, e in zip(history["time_fs"], history["surface"], history["electronic"])))
-    exact = _exact_reference(case, model)
+    exact = json.loads(extra["exact"]) if extra["finished"] else _exact_reference(case, model)
     reference = None
     if exact is not None:
         reference = {"label": f"exact (wavepacket, k = {exact['k_au']:g})",
@@ -351,10 +410,75 @@ def run(case: SurfaceHoppingCase, ctx: RunContext) -> dict:
         report["dissociation"] = _dissociation(case, history["time_fs"], bonds, out)
     if training is not None:
         report["training"] = training
+    if extra["finished"]:  # the wall time of the run that finished, not of this rewrite
+        envelope.started = time.perf_counter() - extra["wall_s"]
     report = envelope.write(out, report)
+    if not extra["finished"]:
+        checkpoint(sim, history, finished=True, fssh_s=seconds, wall_s=report["wall_s"], exact=exact)
     log.info("surface hopping %s: final populations %s after %.1f fs (%.1f s)", case.name,
              [round(p, 4) for p in surface.tolist()], sim.time_fs, seconds)
     return report
+
+
+#: settings a resumed run may change: they do not change the trajectories or the records
+FREE_SETTINGS = ("name", "threads", "run.checkpoint_every")
+#: files the case reads, fingerprinted by their content
+CASE_FILES = ("model.path", "model.train.dataset", "structure.file")
+
+
+def _settings(case: SurfaceHoppingCase, case_dir: Path) -> dict:
+    """What decides the trajectories and their records, flat (``table.key -> value``, as JSON
+    has them), with the SHA-256 of the files the case reads: every setting but the output and
+    :data:`FREE_SETTINGS`."""
+    flat = {}
+
+    def walk(table: dict, prefix: str) -> None:
+        for key, value in table.items():
+            if isinstance(value, dict):
+                walk(value, f"{prefix}{key}.")
+            else:
+                flat[f"{prefix}{key}"] = value
+
+    walk(asdict(case), "")
+    flat = {k: v for k, v in json.loads(json.dumps(flat)).items()
+            if k not in FREE_SETTINGS and not k.startswith("output.")}
+    for key in CASE_FILES:
+        if isinstance(flat.get(key), str) and (case_dir / flat[key]).is_file():
+            flat[f"{key} (SHA-256)"] = _sha256(case_dir / flat[key])
+    return flat
+
+
+def _digest(settings: dict) -> str:
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _resumed(path: Path, settings: dict) -> dict | None:
+    """The checkpoint at ``path`` of a run of the same case, or None (there is none: a fresh
+    start, logged); a checkpoint of another case is refused, naming the settings that differ."""
+    if not path.is_file():
+        log.warning("--resume: no checkpoint at %s (the earlier run stopped before its first one, or wrote "
+                    "elsewhere): starting from step 0", path)
+        return None
+    saved = load_checkpoint(path)
+    if saved["extra"].get("fingerprint") != _digest(settings):
+        before = json.loads(saved["extra"].get("case", "{}"))
+        changed = [f"{k} {_shown(before.get(k))} -> {_shown(settings.get(k))}"
+                   for k in sorted(set(before) | set(settings)) if k not in before or k not in settings
+                   or before[k] != settings[k]]
+        raise CheckpointMismatch(f"--resume: {path} is from a run with other settings ({'; '.join(changed)}); run "
+                                 "again without --resume (that starts over) or with another --output")
+    return saved
+
+
+def _shown(value) -> str:
+    """A setting's value in a message: unset, a file's SHA-256 cut short, or as JSON."""
+    if value is None:
+        return "unset"
+    return value[:12] if isinstance(value, str) and len(value) == 64 else json.dumps(value)
 
 
 def _bond_lengths(sim: SurfaceHopping) -> np.ndarray:
@@ -409,4 +533,4 @@ def _exact_reference(case: SurfaceHoppingCase, model) -> dict | None:
     return result
 
 
-KIND = Kind("surface_hopping", SurfaceHoppingCase, run)
+KIND = Kind("surface_hopping", SurfaceHoppingCase, run, resumable=True)
