@@ -31,9 +31,12 @@ from continuum.backend import load_dolfinx
 from .errors import CouplingInputError
 
 load_dolfinx()
-from petsc4py import PETSc  # noqa: E402
+from petsc4py import PETSc  # noqa: E402  (slepc4py is imported where it is used, after DOLFINx's set-up)
 
 log = logging.getLogger(__name__)
+
+#: the automatic time step, as a fraction of the shortest period (the MD engine's rule)
+TIMESTEP_FRACTION = 1 / 20
 
 #: atoms in a conventional cell of each lattice
 ATOMS_PER_CELL = {"fcc": 4, "bcc": 2, "sc": 1}
@@ -53,12 +56,14 @@ class CoupledDynamics:
     until :meth:`set_temperature` or :attr:`velocities` say otherwise.
 
     ``density_amu_A3``: the continuum's density (amu/Å^3), one number or one per body (see
-    :func:`crystal_density_amu_A3`); ``timestep_fs``; ``damping_per_fs``: the rate ``gamma`` of
-    the velocity damping (0: none, Hamiltonian dynamics). Collective: every rank makes one."""
+    :func:`crystal_density_amu_A3`); ``timestep_fs`` (None: :data:`TIMESTEP_FRACTION` of the
+    shortest period of the coupled system, :meth:`highest_frequency`); ``damping_per_fs``: the
+    rate ``gamma`` of the velocity damping (0: none, Hamiltonian dynamics). Collective: every rank
+    makes one."""
 
-    def __init__(self, problem, density_amu_A3: float | dict[str, float], timestep_fs: float, *,
+    def __init__(self, problem, density_amu_A3: float | dict[str, float], timestep_fs: float | None = None, *,
                  damping_per_fs: float = 0.0):
-        if not (np.isfinite(timestep_fs) and timestep_fs > 0):
+        if timestep_fs is not None and not (np.isfinite(timestep_fs) and timestep_fs > 0):
             raise CouplingInputError(f"timestep_fs = {timestep_fs!r}: expected a positive time step in fs")
         if not (np.isfinite(damping_per_fs) and damping_per_fs >= 0):
             raise CouplingInputError(f"damping_per_fs = {damping_per_fs!r}: expected a rate >= 0 (1/fs)")
@@ -68,8 +73,7 @@ class CoupledDynamics:
         if sorted(density) != bodies or any(not (np.isfinite(v) and v > 0) for v in density.values()):
             raise CouplingInputError(f"density_amu_A3 = {density_amu_A3!r}: expected a positive density (amu/Å^3), "
                                      f"one number or one for each body of {bodies}")
-        self.timestep_fs, self.damping_per_fs = float(timestep_fs), float(damping_per_fs)
-        self.dt = self.timestep_fs * units.fs
+        self.damping_per_fs = float(damping_per_fs)
         self.mass = self._lumped_mass(density)
         self.time_fs, self.steps_done = 0.0, 0
         self._check_constraints()
@@ -77,6 +81,14 @@ class CoupledDynamics:
         self.v.set(0.0)
         self.force = p.z.duplicate()
         self._work = p.z.duplicate()
+        self.highest_frequency_per_fs = None
+        if timestep_fs is None:
+            self.highest_frequency_per_fs = self.highest_frequency()
+            timestep_fs = TIMESTEP_FRACTION * 2 * np.pi / self.highest_frequency_per_fs
+            log.info("time step %.3g fs: 1/%d of the shortest period of the coupled system (%.3g fs)", timestep_fs,
+                     round(1 / TIMESTEP_FRACTION), 2 * np.pi / self.highest_frequency_per_fs)
+        self.timestep_fs = float(timestep_fs)
+        self.dt = self.timestep_fs * units.fs
         self._update_force()
 
     # -- set-up ------------------------------------------------------------------------------------
@@ -114,6 +126,57 @@ class CoupledDynamics:
         if gap > 1e-9:
             raise CouplingInputError(f"dynamics: the unknowns are {gap:.3g} Å from their Dirichlet values; solve the "
                                      "problem or set them before starting dynamics")
+
+    def highest_frequency(self, tolerance: float = 1e-4) -> float:
+        """The largest angular frequency (rad/fs) of the coupled system at the current state: the
+        square root of the largest eigenvalue of ``M^-1/2 K M^-1/2`` on the free unknowns (``K``
+        the Hessian of ``Pi``, applied as a difference of its gradient; SLEPc's Krylov-Schur to
+        ``tolerance``). It covers the atoms, the elements and what the blending does to both."""
+        from slepc4py import SLEPc
+
+        p = self.problem
+        scale = self.inverse_mass.copy()
+        scale.sqrtabs()
+        base, shifted, at, hessian = (p.z.duplicate() for _ in range(4))
+        p.gradient_into(p.z, base)
+        z_norm = p.z.norm()
+
+        class Operator:
+            def mult(self, mat, x, y):
+                at.pointwiseMult(x, scale)
+                norm = at.norm()
+                if norm == 0.0:
+                    y.set(0.0)
+                    return
+                h = np.sqrt(np.finfo(float).eps) * np.sqrt(1.0 + z_norm) / norm
+                p.z.copy(shifted)
+                shifted.axpy(h, at)
+                p.gradient_into(shifted, hessian)
+                hessian.axpy(-1.0, base)
+                hessian.scale(1.0 / h)
+                y.pointwiseMult(hessian, scale)
+
+        sizes = (p.n_local, p.n_global)
+        B = PETSc.Mat().createPython((sizes, sizes), Operator(), comm=p.comm)
+        B.setUp()
+        eps = SLEPc.EPS().create(p.comm)
+        eps.setOperators(B)
+        eps.setProblemType(SLEPc.EPS.ProblemType.HEP)
+        eps.setWhichEigenpairs(SLEPc.EPS.Which.LARGEST_REAL)
+        eps.setDimensions(1)
+        eps.setTolerances(tolerance, 1000)
+        eps.solve()
+        if eps.getConverged() < 1:
+            raise CouplingInputError("dynamics: the largest frequency of the coupled system did not converge; give "
+                                     "the time step (timestep_fs)")
+        largest = eps.getEigenvalue(0).real  # eV/Å^2/amu
+        for obj in (eps, B, scale, base, shifted, at, hessian):
+            obj.destroy()
+        p.gradient_into(p.z, self._work)  # the problem's caches back at the current state
+        if not largest > 0:
+            raise CouplingInputError(f"dynamics: the largest eigenvalue of M^-1 K is {largest:.3g} eV/Å^2/amu; the "
+                                     "state is not stable")
+        return float(np.sqrt(largest)) * units.fs
 
     # -- the state ----------------------------------------------------------------------------------
     @property
@@ -153,6 +216,19 @@ class CoupledDynamics:
             v = self.v.array_r[p.n_fe:].reshape(-1, 3)
             out = float((m * v**2).sum()) / ((3 * p.n_free - 3) * units.kB)
         return p.comm.bcast(out, root=p.atom_rank) or 0.0
+
+    def atoms(self):
+        """The atoms now (ASE ``Atoms`` on the atom rank, None elsewhere): positions, forces and the
+        arrays of :meth:`CoupledProblem.atoms`, and every atom's velocity (``d' = T z'``: slaved atoms
+        move with the nodes), in ASE's units."""
+        p = self.problem
+        velocities = p.T.createVecLeft()
+        p.T.mult(self.v, velocities)
+        snapshot = p.atoms()
+        if snapshot is not None:
+            snapshot.set_velocities(velocities.array_r.reshape(-1, 3).copy())
+        velocities.destroy()
+        return snapshot
 
     def kinetic_energy(self) -> float:
         """Kinetic energy (eV) of the lumped masses, over all ranks."""

@@ -31,7 +31,7 @@ def tiny_case(kind: str, folder: Path, **changes: str) -> Path:
     source = {"continuum": "cu_continuum/bonded_blocks.toml", "coupled": "cu_coupled/bonded_bars.toml"}[kind]
     text = (ROOT / "cases" / source).read_text().replace('"../models/cu_emt.safetensors"', f'"{SHIPPED_MODEL}"')
     if kind == "coupled":  # and a section of 3 x 3 lattice constants (324 atoms instead of 900)
-        changes = {"steps": "3", "opening_A": "0.75", "every": "2", "lengths_A": "[57.4352, 10.7691, 10.7691]",
+        changes = {"steps": "3", "opening_A": "0.45", "every": "2", "lengths_A": "[57.4352, 10.7691, 10.7691]",
                    "divisions": "[16, 3, 3]", "upper_A": "[39.486, 11.77, 11.77]", **changes}
     lines = text.splitlines()
     for key, value in changes.items():

@@ -126,16 +126,12 @@ def run(case: CoupledCase, ctx: RunContext) -> dict:
     return fe_build.run_on_every_rank(_run, case, ctx)
 
 
-def _run(case: CoupledCase, ctx: RunContext, comm) -> dict:
+def build_problem(case: CoupledCase, body: fe_build.Body, comm):
+    """The :class:`~coupling.problem.CoupledProblem` of ``case`` on ``body``: the crystal's atoms
+    filling the atomistic box and its pad (made on rank 0), the handshake, the solver settings."""
     from coupling.handshake import fill_region
     from coupling.problem import CoupledProblem
 
-    report = Report(case)
-    out = ctx.out
-    checkpoints = Checkpoints.open(case, ctx, comm)
-    if checkpoints.finished:
-        return checkpoints.finished_report(out)
-    body = fe_build.build_body(case, ctx.case_dir, comm)
     handshake = case.atoms.handshake()
     atoms = None
     if comm.rank == 0:
@@ -149,6 +145,18 @@ def _run(case: CoupledCase, ctx: RunContext, comm) -> dict:
     regions = problem.regions()
     log.info("%s: %d atoms (%s), %d DOFs", case.name, sum(regions.values()), regions,
              problem.V.dofmap.index_map.size_global * 3)
+    return problem
+
+
+def _run(case: CoupledCase, ctx: RunContext, comm) -> dict:
+    report = Report(case)
+    out = ctx.out
+    checkpoints = Checkpoints.open(case, ctx, comm)
+    if checkpoints.finished:
+        return checkpoints.finished_report(out)
+    body = fe_build.build_body(case, ctx.case_dir, comm)
+    problem = build_problem(case, body, comm)
+    regions = problem.regions()
     trajectory = out / "atoms.extxyz"
     if comm.rank == 0:
         out.mkdir(parents=True, exist_ok=True)
