@@ -14,8 +14,8 @@ parts of the potential energy, ``total_eV`` (Pi), ``hamiltonian_eV`` and its ``d
 t = 0, the free atoms' temperature), ``energy.png`` (the energy partition and the drift against
 time), ``atoms.extxyz`` (positions, velocities, forces, beta, region, body every ``frames_every``
 steps), ``fields/`` (every ``output.every`` log lines) and ``report.json`` (the drift per ps over
-the initial kinetic energy). A run whose energy turns non-finite stops with the diagnosis; the
-last good frame is in ``atoms.extxyz``. Not resumable yet (``--resume`` is refused).
+the initial kinetic energy). A run whose energy turns non-finite stops with the diagnosis,
+``thermo.csv`` written up to it. Not resumable yet (``--resume`` is refused).
 """
 
 from __future__ import annotations
@@ -134,9 +134,11 @@ def _run(case: CoupledDynamicsCase, ctx: RunContext, comm) -> dict:
             lines += 1
             r = row()
             if not np.isfinite(r["hamiltonian_eV"]):
+                if comm.rank == 0:
+                    write_rows(out / "thermo.csv", rows)
                 raise MDBlowUp(f"coupled dynamics: the energy is {r['hamiltonian_eV']} at step {done} (t = "
-                               f"{dynamics.time_fs:g} fs); the last good frame is in {trajectory}. Try a smaller "
-                               "dynamics.timestep_fs", step=done)
+                               f"{dynamics.time_fs:g} fs); thermo.csv holds the steps before it and {trajectory} "
+                               "the frames. Try a smaller dynamics.timestep_fs", step=done)
             r["drift_eV"] = r["hamiltonian_eV"] - h0
             rows.append(r)
             if done % dyn_cfg.frames_every == 0 or done == dyn_cfg.steps:
@@ -147,13 +149,12 @@ def _run(case: CoupledDynamicsCase, ctx: RunContext, comm) -> dict:
     t_ps = np.array([r["time_fs"] for r in rows]) * 1e-3
     drift = np.array([r["drift_eV"] for r in rows])
     slope = float(np.polyfit(t_ps, drift, 1)[0]) if len(rows) > 2 else 0.0
-    scale = kinetic0 if kinetic0 > 0 else float("nan")
     results = {"ranks": comm.size, "atoms": problem.regions(), "lattice_constant_A": body.a0_A,
                "density_amu_A3": density, "timestep_fs": dynamics.timestep_fs, "steps": dynamics.steps_done,
                "time_fs": dynamics.time_fs,
                "initial_kinetic_eV": kinetic0, "final": rows[-1],
                "drift": {"slope_eV_ps": slope, "largest_eV": float(np.abs(drift).max()),
-                         "slope_per_ps_over_initial_kinetic": slope / scale},
+                         "slope_per_ps_over_initial_kinetic": slope / kinetic0 if kinetic0 > 0 else None},
                "ms_per_step": 1e3 * report.timings_s["dynamics"] / max(dynamics.steps_done, 1),
                "timings_s": dict(problem.timings)}
     if comm.rank == 0:
