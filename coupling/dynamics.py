@@ -87,9 +87,15 @@ class CoupledDynamics:
             timestep_fs = TIMESTEP_FRACTION * 2 * np.pi / self.highest_frequency_per_fs
             log.info("time step %.3g fs: 1/%d of the shortest period of the coupled system (%.3g fs)", timestep_fs,
                      round(1 / TIMESTEP_FRACTION), 2 * np.pi / self.highest_frequency_per_fs)
+        self.set_timestep(timestep_fs)
+        self._update_force()
+
+    def set_timestep(self, timestep_fs: float) -> None:
+        """Use ``timestep_fs`` (fs) from the next step on."""
+        if not (np.isfinite(timestep_fs) and timestep_fs > 0):
+            raise CouplingInputError(f"timestep_fs = {timestep_fs!r}: expected a positive time step in fs")
         self.timestep_fs = float(timestep_fs)
         self.dt = self.timestep_fs * units.fs
-        self._update_force()
 
     # -- set-up ------------------------------------------------------------------------------------
     def _lumped_mass(self, density: dict[str, float]) -> PETSc.Vec:
@@ -134,27 +140,20 @@ class CoupledDynamics:
         ``tolerance``). It covers the atoms, the elements and what the blending does to both."""
         from slepc4py import SLEPc
 
+        from .problem import ForwardDifferences
+
         p = self.problem
         scale = self.inverse_mass.copy()
         scale.sqrtabs()
-        base, shifted, at, hessian = (p.z.duplicate() for _ in range(4))
-        p.gradient_into(p.z, base)
-        z_norm = p.z.norm()
+        hessian = ForwardDifferences(p.gradient_into)  # K, as a difference of the gradient
+        hessian.set_base(p.z)
+        at, kx = p.z.duplicate(), p.z.duplicate()
 
-        class Operator:
+        class Operator:  # M^-1/2 K M^-1/2
             def mult(self, mat, x, y):
                 at.pointwiseMult(x, scale)
-                norm = at.norm()
-                if norm == 0.0:
-                    y.set(0.0)
-                    return
-                h = np.sqrt(np.finfo(float).eps) * np.sqrt(1.0 + z_norm) / norm
-                p.z.copy(shifted)
-                shifted.axpy(h, at)
-                p.gradient_into(shifted, hessian)
-                hessian.axpy(-1.0, base)
-                hessian.scale(1.0 / h)
-                y.pointwiseMult(hessian, scale)
+                hessian.apply(at, kx)
+                y.pointwiseMult(kx, scale)
 
         sizes = (p.n_local, p.n_global)
         B = PETSc.Mat().createPython((sizes, sizes), Operator(), comm=p.comm)
@@ -170,7 +169,7 @@ class CoupledDynamics:
             raise CouplingInputError("dynamics: the largest frequency of the coupled system did not converge; give "
                                      "the time step (timestep_fs)")
         largest = eps.getEigenvalue(0).real  # eV/Å^2/amu
-        for obj in (eps, B, scale, base, shifted, at, hessian):
+        for obj in (eps, B, scale, at, kx, hessian):
             obj.destroy()
         p.gradient_into(p.z, self._work)  # the problem's caches back at the current state
         if not largest > 0:

@@ -666,7 +666,8 @@ class CoupledProblem:
         self._coupled_jacobian(None, x, self.P, self.P)
         if getattr(self, "_fd_operator", None) is None:
             sizes = (self.n_local, self.n_global)
-            self._fd_operator = PETSc.Mat().createPython((sizes, sizes), _ResidualDifferences(self), comm=self.comm)
+            differences = ForwardDifferences(self.newton_residual)
+            self._fd_operator = PETSc.Mat().createPython((sizes, sizes), differences, comm=self.comm)
             self._fd_operator.setUp()
         self._fd_operator.getPythonContext().set_base(x)
         return self._fd_operator, self.P, self.snes.getKSP()
@@ -679,22 +680,28 @@ class CoupledProblem:
         self.continuum.check_strain_range()
 
 
-class _ResidualDifferences:
-    """The Jacobian of the coupled residual along a vector, by a forward difference (PETSc's "wp"
-    step, as ``snes_mf_operator`` takes it): a PETSc Python matrix context."""
+class ForwardDifferences:
+    """The derivative of ``function(x, out)`` (a residual or a gradient of the unknowns) along a
+    vector, by a forward difference about a base point (PETSc's "wp" step, as
+    ``snes_mf_operator`` takes it): a PETSc Python matrix context, and :meth:`apply` for callers
+    that scale around it."""
 
-    def __init__(self, problem: CoupledProblem):
-        self.problem = problem
+    def __init__(self, function):
+        self.function = function
         self.x = self.f0 = self.work = self.f = None
 
     def set_base(self, x) -> None:
-        """Differences about ``x`` (its residual at the applied load computed here)."""
+        """Differences about ``x`` (``function`` at ``x`` computed here)."""
         if self.work is None:
             self.x, self.f0, self.work, self.f = (x.duplicate() for _ in range(4))
         x.copy(self.x)
-        self.problem.newton_residual(self.x, self.f0)
+        self.function(self.x, self.f0)
 
     def mult(self, mat, v, y) -> None:
+        self.apply(v, y)
+
+    def apply(self, v, y) -> None:
+        """``y`` = the derivative along ``v`` at the base point."""
         norm = v.norm()
         if norm == 0.0:
             y.set(0.0)
@@ -702,7 +709,12 @@ class _ResidualDifferences:
         h = np.sqrt(np.finfo(float).eps) * np.sqrt(1.0 + self.x.norm()) / norm
         self.x.copy(self.work)
         self.work.axpy(h, v)
-        self.problem.newton_residual(self.work, self.f)
+        self.function(self.work, self.f)
         self.f.copy(y)
         y.axpy(-1.0, self.f0)
         y.scale(1.0 / h)
+
+    def destroy(self) -> None:
+        for v in (self.x, self.f0, self.work, self.f):
+            if v is not None:
+                v.destroy()

@@ -96,10 +96,9 @@ def _run(case: CoupledDynamicsCase, ctx: RunContext, comm) -> dict:
     report.timings_s["static"] = time.perf_counter() - t0
     m = case.material
     density = crystal_density_amu_A3(float(atomic_masses[atomic_numbers[m.symbol]]), m.lattice, body.a0_A)
-    timestep = dyn_cfg.timestep_fs
-    if timestep is None:
-        timestep = _automatic_timestep(case, body, problem, density, comm)
-    dynamics = CoupledDynamics(problem, density, timestep, damping_per_fs=dyn_cfg.damping_per_fs)
+    dynamics = CoupledDynamics(problem, density, dyn_cfg.timestep_fs, damping_per_fs=dyn_cfg.damping_per_fs)
+    if dyn_cfg.timestep_fs is None:  # the coupled system's step; the perfect crystal's if that is shorter
+        dynamics.set_timestep(_automatic_timestep(case, body, dynamics, comm))
     dynamics.set_temperature(dyn_cfg.temperature_K, seed=dyn_cfg.seed)
     trajectory = out / "atoms.extxyz"
     if comm.rank == 0:
@@ -163,23 +162,22 @@ def _run(case: CoupledDynamicsCase, ctx: RunContext, comm) -> dict:
     return report.write(out, results, on_this_rank=comm.rank == 0)
 
 
-def _automatic_timestep(case, body, problem, density: float, comm) -> float:
-    """1/20 of the shortest period of the coupled system (its atoms, elements and blending) and of
-    the model's perfect crystal (the atoms' own estimate, as the MD engine takes it), whichever
-    is shorter (fs); both are logged."""
+def _automatic_timestep(case, body, dynamics, comm) -> float:
+    """1/20 of the shortest period of the coupled system (its atoms, elements and blending: what
+    ``dynamics`` found) and of the model's perfect crystal (the atoms' own estimate, as the MD
+    engine takes it), whichever is shorter (fs); both are logged."""
     from ase.build import bulk
 
     from atomistic.analysis.timestep import suggest_timestep
-    from coupling.dynamics import TIMESTEP_FRACTION, CoupledDynamics
+    from coupling.dynamics import TIMESTEP_FRACTION
 
-    coupled = CoupledDynamics(problem, density, 1.0).highest_frequency()
     crystal = None
     if comm.rank == 0:
         m = case.material
         cell = bulk(m.symbol, m.lattice, a=body.a0_A, cubic=True).repeat(3)
         crystal = suggest_timestep(body.model, cell, fraction=TIMESTEP_FRACTION, relax=False).period_fs
     crystal = comm.bcast(crystal, root=0)
-    periods = {"coupled system": 2 * np.pi / coupled, "perfect crystal": crystal}
+    periods = {"coupled system": 2 * np.pi / dynamics.highest_frequency_per_fs, "perfect crystal": crystal}
     timestep = TIMESTEP_FRACTION * min(periods.values())
     log.info("dynamics.timestep_fs = %.3g fs: 1/%d of the shortest period (%s)", timestep, round(1 / TIMESTEP_FRACTION),
              ", ".join(f"{k} {v:.4g} fs" for k, v in periods.items()))
