@@ -1,7 +1,8 @@
 """Fields for ParaView: VTX (ADIOS2 ``.bp`` folders) or XDMF (``.xdmf`` + ``.h5``), one time per step.
 
 Written: ``displacement_A`` (the solution space), ``stress_GPa`` (Cauchy, per cell) and
-``energy_density_GPa`` (per cell) in ``fields``; per interface, ``opening_A`` and ``traction_GPa``
+``energy_density_GPa`` (per cell) in ``fields``, and a velocity beside the displacement when one
+is given (dynamics); per interface, ``opening_A`` and ``traction_GPa``
 on its facets in ``interface_<name>``. The time stamp is the load factor. XDMF stores the
 displacement on the mesh's vertices (P2 is interpolated to P1); VTX keeps P2.
 """
@@ -23,7 +24,7 @@ FORMATS = ("vtx", "xdmf")
 class FieldWriter:
     """Write a :class:`~continuum.problem.StaticProblem`'s fields into ``directory`` at each :meth:`write`."""
 
-    def __init__(self, problem, directory: str | Path, format: str = "vtx"):
+    def __init__(self, problem, directory: str | Path, format: str = "vtx", velocity=None):
         if format not in FORMATS:
             raise ContinuumInputError(f"output.format = {format!r}: expected one of {FORMATS}")
         self.problem, self.format = problem, format
@@ -35,13 +36,17 @@ class FieldWriter:
         self.stress, self.energy_density = problem.stress_GPa()
         self.interfaces = {name: iface.nodal_fields() for name, iface in problem.interfaces.items()}
         msh = problem.domain.mesh
+        #: a velocity field (a function on the displacement's space) written beside it, or none
+        self.velocity = [] if velocity is None else [velocity]
         if format == "vtx":
-            self.writers = [VTXWriter(comm, self.directory / "displacement.bp", [problem.u]),
+            self.writers = [VTXWriter(comm, self.directory / "displacement.bp", [problem.u, *self.velocity]),
                             VTXWriter(comm, self.directory / "fields.bp", [self.stress, self.energy_density])]
             self.writers += [VTXWriter(comm, self.directory / f"interface_{name}.bp", list(fields))
                              for name, fields in self.interfaces.items()]
         else:
-            self.u_vertex = fem.Function(fem.functionspace(msh, ("Lagrange", 1, (3,))), name="displacement_A")
+            vertex = fem.functionspace(msh, ("Lagrange", 1, (3,)))
+            self.u_vertex = fem.Function(vertex, name="displacement_A")
+            self.v_vertex = [fem.Function(vertex, name=v.name) for v in self.velocity]
             self.writers = [XDMFFile(comm, self.directory / "fields.xdmf", "w")]
             self.writers[0].write_mesh(msh)
             for name, iface in problem.interfaces.items():
@@ -59,8 +64,10 @@ class FieldWriter:
                 writer.write(time)
             return
         self.u_vertex.interpolate(self.problem.u)
+        for vertex, v in zip(self.v_vertex, self.velocity):
+            vertex.interpolate(v)
         fields = self.writers[0]
-        for f in (self.u_vertex, self.stress, self.energy_density):
+        for f in (self.u_vertex, *self.v_vertex, self.stress, self.energy_density):
             fields.write_function(f, time)
         for writer, (delta, traction) in zip(self.writers[1:], self.interfaces.values()):
             writer.write_function(delta, time)

@@ -474,6 +474,34 @@ class StaticProblem:
             obj.destroy()
         return mass
 
+    def boundary_dofs(self, boundary: str, field: str = "boundary") -> list[np.ndarray]:
+        """The owned entries of V's vectors (indices ``3 node + component``) on ``boundary``, one
+        array per component x, y, z. ``field`` names the setting in errors."""
+        facets = self.domain.boundary_facets(boundary, field)
+        fdim = self.domain.mesh.topology.dim - 1
+        owned = 3 * self.V.dofmap.index_map.size_local
+        out = []
+        for c in range(3):
+            dofs = fem.locate_dofs_topological(self.V.sub(c), fdim, facets)
+            out.append(np.sort(dofs[dofs < owned]).astype(np.int64))
+        return out
+
+    def face_areas(self, boundary: str, field: str = "boundary") -> PETSc.Vec:
+        """``int_face phi_i dA`` (Å^2) of every shape function on ``boundary``, the same in the three
+        components of a node (owned entries of V's vectors): each node's share of the face's area,
+        for boundary dashpots and lumped face loads. ``field`` names the setting in errors."""
+        self.domain.boundary_facets(boundary, field)  # checks the name (collective)
+        tag = self.domain.boundaries[boundary]
+        ds = ufl.Measure("ds", domain=self.domain.mesh, subdomain_data=self.domain.facet_tags)
+        v = ufl.TestFunction(self.V)
+        form = fem.form(ufl.inner(ufl.as_vector([1.0, 1.0, 1.0]), v) * ds(tag))
+        areas = fem_petsc.create_vector(self.V)
+        with areas.localForm() as local:
+            local.set(0.0)
+        fem_petsc.assemble_vector(areas, form)
+        areas.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
+        return areas
+
     # -- path following (continuum.continuation.PathFollowed) ------------------------------------
     def opening_control(self, name: str) -> PETSc.Vec:
         """``c`` with ``c . u`` the area mean of the normal opening (Å) of interface ``name``."""

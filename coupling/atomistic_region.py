@@ -92,6 +92,8 @@ class AtomisticRegion:
         self._beta_t = torch.as_tensor(self.beta, device=device, dtype=torch.float64)
         # only atoms of nonzero weight need their site energies; the pad's are neighbours only
         self._centres = torch.as_tensor(np.flatnonzero(self.beta > 0), device=device)
+        self._free_centres = torch.as_tensor(np.flatnonzero(self.codes[self.beta > 0] == FREE), device=device)
+        self.free_site_energy_eV = float("nan")
 
     # -- what the atoms are ----------------------------------------------------------------------
     @property
@@ -129,6 +131,8 @@ class AtomisticRegion:
         p = predict(self.model, s, self._neighbors(s), weights=self._beta_t, centres=self._centres)
         grad = -p.forces.detach().cpu().numpy()
         energy = {"atoms": float(p.energy.sum())}
+        #: the free atoms' site energies summed (eV; part of ``atoms``): the core's potential energy
+        self.free_site_energy_eV = float(p.energies[self._free_centres].sum())
         for iface in self.interfaces:
             e, g = iface.energy_gradient(d)
             energy[f"interface_atoms:{iface.name}"] = e

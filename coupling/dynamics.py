@@ -10,18 +10,49 @@ sums, so the mass matrix is diagonal, ``M = rowsum((1 - beta) M_FE) + T^T (beta 
 needs no linear solve; :meth:`CoupledDynamics.kinetic_energy` is the kinetic energy of these
 lumped masses, the one the integrator conserves with ``Pi``.
 
-Velocity Verlet on ``z`` (symplectic and time reversible): one evaluation of the coupled gradient
-(the atoms' forces, the continuum's internal forces, the ghost-force correction: the exact gradient
-of ``Pi``) per step. Constrained unknowns (Dirichlet values, nodes no energy reaches) keep their
-values. An optional velocity damping ``exp(-gamma dt)`` after each step takes the kinetic energy
-out (to settle on the static solution; off for energy conservation).
+The step is the symmetric splitting B A O A B (the MD engine's, :mod:`atomistic.md.integrators`):
+half kick, half drift, O, half drift, half kick, with one evaluation of the coupled gradient (the
+atoms' forces, the continuum's internal forces, the ghost-force correction: the exact gradient of
+``Pi``). Without O it is velocity Verlet, symplectic and time reversible. O is exact for a
+friction ``gamma_k`` on each unknown and a bath at ``T_k``: ``v <- c v + sqrt((1 - c^2) kB T_k /
+M_k) xi``, ``c = exp(-gamma_k dt)``, unconditionally stable. The frictions add up:
 
-Units: Å, eV, amu; time in fs at the API (velocities in Å/fs), ASE's time unit inside.
+- ``damping_per_fs``: on every unknown, bath at 0 K (settles on the static solution);
+- a Langevin :class:`Thermostat` of the core: ``1 / time_fs`` on every free atom at its
+  temperature (a Bussi thermostat instead rescales the free atoms' velocities after O so that
+  their kinetic energy relaxes canonically, Bussi, Donadio & Parrinello 2007);
+- a :class:`Stadium`: friction on the free atoms next to the handshake, rising smoothly from zero
+  at ``width_A`` from the handshake to ``1 / time_fs`` at it, at the thermostat's temperature (0 K
+  without one): it absorbs the short waves that the slaved handshake and the mesh cannot carry;
+- with a thermostat, the nodes that carry atoms (the handshake's, and those under the core that
+  interpolate its edge) at 0 K with the thermostat's rate: the continuum is the crystal's energy
+  at 0 K and carries the coarse motion only. Heated by the thermal atoms they would share the
+  core's temperature, and the softest of them (little continuum weight, few atoms: at the bar's
+  edges, at the core's edge) wander until their elements' Cauchy-Born energy (a third-order
+  expansion, unbounded below at large strains) loses convexity: without this, a 300 K core blew
+  up after 2 to 6 ps. The heat they take is the bath's, and the stadium (at the thermostat's
+  temperature) keeps the core's edge at temperature. Even so, over tens of ps the rare large
+  fluctuation finds the Cauchy-Born energy's non-convex range; hot runs of many ps want a
+  linear-elastic continuum (``cases/cu_dynamics/hot_bar.toml`` says more);
+- dashpots on outer faces of the continuum (Lysmer & Kuhlemeyer): ``-Z_n v_n - Z_t v_t`` per
+  area, ``Z = sqrt(rho C)`` with the normal and shear stiffness of the crystal across the face,
+  lumped on the nodes by their share of the face's area: a plane wave arriving at normal
+  incidence leaves without reflection.
+
+Constrained unknowns (Dirichlet values, nodes no energy reaches) keep their values, except those
+a :class:`VelocityLoad` moves: their positions follow its history exactly and the work it does,
+``int dPi/dz_b . dz_b``, is summed by the trapezoidal rule. ``H + bath - boundary work``
+(:meth:`CoupledDynamics.energies`: ``conserved``) stays constant up to the integrator's error;
+``bath`` is the energy taken out by the frictions and thermostats.
+
+Units: Å, eV, amu; time in fs at the API (velocities in Å/fs, loads in Å/ps), ASE's time unit
+inside.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 import numpy as np
 from ase import units
@@ -29,8 +60,10 @@ from ase import units
 from continuum.backend import load_dolfinx
 
 from .errors import CouplingInputError
+from .handshake import FACES
 
 load_dolfinx()
+from mpi4py import MPI  # noqa: E402
 from petsc4py import PETSc  # noqa: E402  (slepc4py is imported where it is used, after DOLFINx's set-up)
 
 log = logging.getLogger(__name__)
@@ -41,6 +74,14 @@ TIMESTEP_FRACTION = 1 / 20
 #: atoms in a conventional cell of each lattice
 ATOMS_PER_CELL = {"fcc": 4, "bcc": 2, "sc": 1}
 
+THERMOSTATS = ("langevin", "bussi")
+
+#: the largest move (Å) of an unknown in one step before the run is stopped as blown up
+LARGEST_STEP_A = 0.5
+
+#: Voigt index of the shear pair (a, b)
+_VOIGT = {(1, 2): 3, (2, 1): 3, (0, 2): 4, (2, 0): 4, (0, 1): 5, (1, 0): 5}
+
 
 def crystal_density_amu_A3(mass_amu: float, lattice: str, a0_A: float) -> float:
     """Mass per volume (amu/Å^3) of a cubic crystal of atoms of ``mass_amu`` with lattice constant
@@ -50,19 +91,156 @@ def crystal_density_amu_A3(mass_amu: float, lattice: str, a0_A: float) -> float:
     return ATOMS_PER_CELL[lattice] * mass_amu / a0_A**3
 
 
+def _positive(field: str, value, what: str) -> float:
+    if not (isinstance(value, (int, float)) and np.isfinite(value) and value > 0):
+        raise CouplingInputError(f"{field} = {value!r}: expected {what}")
+    return float(value)
+
+
+@dataclass(frozen=True)
+class Thermostat:
+    """The core's thermostat: ``kind`` ``"langevin"`` (friction ``1 / time_fs`` on every free atom)
+    or ``"bussi"`` (the free atoms' kinetic energy relaxes to ``temperature_K`` with time constant
+    ``time_fs``, canonically)."""
+
+    kind: str
+    temperature_K: float
+    time_fs: float = 100.0
+
+    def __post_init__(self):
+        if self.kind not in THERMOSTATS:
+            raise CouplingInputError(f"thermostat = {self.kind!r}: expected one of {THERMOSTATS} (or none)")
+        if not (np.isfinite(self.temperature_K) and self.temperature_K >= 0):
+            raise CouplingInputError(f"temperature_K = {self.temperature_K!r}: expected a temperature >= 0 K")
+        _positive("thermostat_time_fs", self.time_fs, "a positive time in fs")
+
+
+@dataclass(frozen=True)
+class Stadium:
+    """The absorbing layer: Langevin friction on the free atoms within ``width_A`` (Å) of the
+    handshake, ``(1 - s / width_A)^2 / time_fs`` at a distance ``s`` from it (smooth, so that the
+    friction's own gradient reflects little), its bath at the thermostat's temperature."""
+
+    width_A: float
+    time_fs: float = 25.0
+
+    def __post_init__(self):
+        _positive("stadium_A", self.width_A, "a positive width in Å")
+        _positive("stadium_time_fs", self.time_fs, "a positive time in fs")
+
+    def friction_per_fs(self, distance_A: np.ndarray) -> np.ndarray:
+        """Friction rate (1/fs) at ``distance_A`` (Å) from the handshake into the core."""
+        t = np.clip(1.0 - np.asarray(distance_A, dtype=float) / self.width_A, 0.0, 1.0)
+        return t * t / self.time_fs
+
+
+@dataclass(frozen=True)
+class VelocityLoad:
+    """``boundary`` moves at ``velocity_A_ps`` (Å/ps; ``None`` leaves a component as the boundary
+    condition holds it), reached linearly over ``ramp_fs`` (0: at once). The boundary must hold a
+    displacement condition on the components it moves."""
+
+    boundary: str
+    velocity_A_ps: tuple[float | None, float | None, float | None]
+    ramp_fs: float = 0.0
+
+    def __post_init__(self):
+        v = tuple(self.velocity_A_ps)
+        if len(v) != 3 or any(c is not None and not (isinstance(c, (int, float)) and np.isfinite(c)) for c in v) \
+                or all(c is None for c in v):
+            raise CouplingInputError(f"velocity_A_ps = {list(self.velocity_A_ps)} on {self.boundary!r}: expected "
+                                     "three components (finite numbers in Å/ps, or none for one not moved)")
+        if not (np.isfinite(self.ramp_fs) and self.ramp_fs >= 0):
+            raise CouplingInputError(f"ramp_fs = {self.ramp_fs!r} on {self.boundary!r}: expected a time >= 0 fs")
+        object.__setattr__(self, "velocity_A_ps", v)
+
+    def travel_fs(self, time_fs: float) -> float:
+        """``int_0^t ramp``: the distance (Å) moved by ``time_fs`` per Å/fs of full velocity."""
+        t, r = float(time_fs), self.ramp_fs
+        return t * t / (2 * r) if t < r else t - 0.5 * r
+
+
+@dataclass(frozen=True)
+class Pulse:
+    """A longitudinal displacement pulse along ``axis`` (0, 1, 2): ``u_a = A g(x_a - x0)`` with a
+    Gaussian envelope of standard deviation ``width_A``, times ``cos(2 pi (x_a - x0) /
+    wavelength_A)`` when a wavelength is given (a wave packet) or alone (a broadband pulse), and
+    the velocity of a wave running in ``direction`` (+1 or -1) at the speed given to
+    :meth:`CoupledDynamics.launch`: ``v_a = -direction c A g'``. ``lateral``: the lateral strain
+    per axial strain on each axis (``S_aj / S_aa`` for a bar wave, ``-nu``; zeros for a wave in
+    a laterally confined medium): ``u_j = lateral_j (x_j - c_j) du_a/dx_a`` about
+    ``lateral_centre_A`` (the section's centre), and its velocity likewise (Love's rod), so that
+    a bar wave does not shed lateral vibrations. Lengths in Å."""
+
+    axis: int
+    centre_A: float
+    width_A: float
+    amplitude_A: float
+    wavelength_A: float | None = None
+    direction: int = 1
+    lateral: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    lateral_centre_A: tuple[float, float, float] = (0.0, 0.0, 0.0)
+
+    def __post_init__(self):
+        if self.axis not in (0, 1, 2):
+            raise CouplingInputError(f"pulse axis = {self.axis!r}: expected 0, 1 or 2 (x, y, z)")
+        if self.direction not in (1, -1):
+            raise CouplingInputError(f"pulse direction = {self.direction!r}: expected +1 or -1")
+        _positive("pulse width_A", self.width_A, "a positive width in Å")
+        if not np.isfinite(self.amplitude_A) or not np.isfinite(self.centre_A):
+            raise CouplingInputError("pulse: expected a finite centre_A and amplitude_A (Å)")
+        if self.wavelength_A is not None:
+            _positive("pulse wavelength_A", self.wavelength_A, "a positive wavelength in Å")
+        if not (np.all(np.isfinite(self.lateral)) and np.all(np.isfinite(self.lateral_centre_A))):
+            raise CouplingInputError("pulse: expected finite lateral ratios and a finite lateral centre")
+
+    def shape(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``g``, ``g'`` (1/Å) and ``g''`` (1/Å^2) at coordinates ``x`` (Å) along the axis."""
+        s = np.asarray(x, dtype=float) - self.centre_A
+        e = np.exp(-0.5 * (s / self.width_A) ** 2)
+        e1 = -s / self.width_A**2 * e
+        e2 = (s**2 / self.width_A**4 - 1.0 / self.width_A**2) * e
+        if self.wavelength_A is None:
+            return e, e1, e2
+        k = 2 * np.pi / self.wavelength_A
+        c, sn = np.cos(k * s), np.sin(k * s)
+        return e * c, e1 * c - k * e * sn, e2 * c - 2 * k * e1 * sn - k * k * e * c
+
+    def fields(self, X: np.ndarray, speed_A_fs: float) -> tuple[np.ndarray, np.ndarray]:
+        """Displacement (Å) and velocity (Å/fs) at the points ``X`` (k, 3) Å."""
+        X = np.asarray(X, dtype=float)
+        a = self.axis
+        g, g1, g2 = self.shape(X[:, a])
+        strain, strain_rate = self.amplitude_A * g1, -self.direction * speed_A_fs * self.amplitude_A * g2
+        u, v = np.zeros_like(X), np.zeros_like(X)
+        u[:, a] = self.amplitude_A * g
+        v[:, a] = -self.direction * speed_A_fs * strain
+        for j in range(3):
+            if j != a and self.lateral[j]:
+                arm = self.lateral[j] * (X[:, j] - self.lateral_centre_A[j])
+                u[:, j], v[:, j] = arm * strain, arm * strain_rate
+        return u, v
+
+
 class CoupledDynamics:
     """Explicit dynamics of ``problem`` (a :class:`~coupling.problem.CoupledProblem`) from its
     current state (its unknowns, the Dirichlet values in them: solve or set them first), at rest
-    until :meth:`set_temperature` or :attr:`velocities` say otherwise.
+    until :meth:`set_temperature`, :meth:`launch` or :meth:`set_velocities` say otherwise.
 
     ``density_amu_A3``: the continuum's density (amu/Å^3), one number or one per body (see
     :func:`crystal_density_amu_A3`); ``timestep_fs`` (None: :data:`TIMESTEP_FRACTION` of the
-    shortest period of the coupled system, :meth:`highest_frequency`); ``damping_per_fs``: the
-    rate ``gamma`` of the velocity damping (0: none, Hamiltonian dynamics). Collective: every rank
-    makes one."""
+    shortest period of the coupled system, :meth:`highest_frequency`; a given one is checked
+    against velocity Verlet's stable limit ``2 / omega_max`` unless ``check_stability`` is False);
+    ``damping_per_fs``: a friction on every unknown (0: none); ``thermostat``
+    (:class:`Thermostat`), ``stadium`` (:class:`Stadium`), ``dashpots`` (outer faces of the
+    continuum, ``"xmin"`` ... ``"zmax"``, with ``elastic_constants_GPa``, the continuum's 6 x 6
+    Voigt constants in the mesh's axes), ``loads`` (:class:`VelocityLoad`) and ``seed`` (of the
+    thermostat's noise). Collective: every rank makes one."""
 
     def __init__(self, problem, density_amu_A3: float | dict[str, float], timestep_fs: float | None = None, *,
-                 damping_per_fs: float = 0.0):
+                 damping_per_fs: float = 0.0, thermostat: Thermostat | None = None, stadium: Stadium | None = None,
+                 dashpots: tuple[str, ...] = (), elastic_constants_GPa=None, loads: tuple[VelocityLoad, ...] = (),
+                 seed: int = 0, check_stability: bool = True):
         if timestep_fs is not None and not (np.isfinite(timestep_fs) and timestep_fs > 0):
             raise CouplingInputError(f"timestep_fs = {timestep_fs!r}: expected a positive time step in fs")
         if not (np.isfinite(damping_per_fs) and damping_per_fs >= 0):
@@ -73,7 +251,9 @@ class CoupledDynamics:
         if sorted(density) != bodies or any(not (np.isfinite(v) and v > 0) for v in density.values()):
             raise CouplingInputError(f"density_amu_A3 = {density_amu_A3!r}: expected a positive density (amu/Å^3), "
                                      f"one number or one for each body of {bodies}")
-        self.damping_per_fs = float(damping_per_fs)
+        self.density = density
+        self.damping_per_fs, self.thermostat, self.stadium = float(damping_per_fs), thermostat, stadium
+        self.loads = tuple(loads)
         self.mass = self._lumped_mass(density)
         self.time_fs, self.steps_done = 0.0, 0
         self._check_constraints()
@@ -81,9 +261,15 @@ class CoupledDynamics:
         self.v.set(0.0)
         self.force = p.z.duplicate()
         self._work = p.z.duplicate()
+        self.rng = np.random.default_rng(seed)  # drawn on the atom rank only: the same noise on any number of ranks
+        self._bath_local = self._boundary_work_local = 0.0
+        self._friction = self._frictions(dashpots, elastic_constants_GPa)  # 1/fs per local unknown
+        self._moved, self._moved_start, self._moved_velocity = self._loaded_unknowns()
+        self._g_moved = np.zeros(len(self._moved))
         self.highest_frequency_per_fs = None
-        if timestep_fs is None:
+        if timestep_fs is None or check_stability:
             self.highest_frequency_per_fs = self.highest_frequency()
+        if timestep_fs is None:
             timestep_fs = TIMESTEP_FRACTION * 2 * np.pi / self.highest_frequency_per_fs
             log.info("time step %.3g fs: 1/%d of the shortest period of the coupled system (%.3g fs)", timestep_fs,
                      round(1 / TIMESTEP_FRACTION), 2 * np.pi / self.highest_frequency_per_fs)
@@ -91,11 +277,24 @@ class CoupledDynamics:
         self._update_force()
 
     def set_timestep(self, timestep_fs: float) -> None:
-        """Use ``timestep_fs`` (fs) from the next step on."""
+        """Use ``timestep_fs`` (fs) from the next step on; refused at or above velocity Verlet's
+        stable limit ``2 / omega_max`` when the highest frequency is known."""
         if not (np.isfinite(timestep_fs) and timestep_fs > 0):
             raise CouplingInputError(f"timestep_fs = {timestep_fs!r}: expected a positive time step in fs")
+        if self.highest_frequency_per_fs is not None:
+            limit = 2.0 / self.highest_frequency_per_fs
+            if timestep_fs >= limit:
+                raise CouplingInputError(
+                    f"timestep_fs = {timestep_fs:g} fs: above the stable limit of velocity Verlet for this coupled "
+                    f"system, 2 / omega_max = {limit:.3g} fs (its shortest period is "
+                    f"{2 * np.pi / self.highest_frequency_per_fs:.3g} fs; 1/20 of it, "
+                    f"{TIMESTEP_FRACTION * 2 * np.pi / self.highest_frequency_per_fs:.3g} fs, conserves energy well)")
+            if timestep_fs > 2 * TIMESTEP_FRACTION * 2 * np.pi / self.highest_frequency_per_fs:
+                log.warning("timestep_fs = %g fs is more than 1/10 of the shortest period (%.3g fs): stable, but the "
+                            "energy will fluctuate more", timestep_fs, 2 * np.pi / self.highest_frequency_per_fs)
         self.timestep_fs = float(timestep_fs)
         self.dt = self.timestep_fs * units.fs
+        self._prepare_baths()
 
     # -- set-up ------------------------------------------------------------------------------------
     def _lumped_mass(self, density: dict[str, float]) -> PETSc.Vec:
@@ -110,8 +309,12 @@ class CoupledDynamics:
         atoms = p.T.createVecLeft()
         if p.on_atoms:
             atoms.array[:] = np.repeat(p.region.beta * p.region.masses, 3)
-        p.T.multTransposeAdd(atoms, mass, mass)
-        atoms.destroy()
+        share = p.z.duplicate()
+        p.T.multTranspose(atoms, share)
+        self._carries_atoms = share.array_r > 0  # unknowns with a share of the atoms' mass
+        mass.axpy(1.0, share)
+        for vec in (atoms, share):
+            vec.destroy()
         free = np.ones(p.n_local, dtype=bool)
         free[p.constrained_unknowns()] = False
         self._free = free
@@ -132,6 +335,125 @@ class CoupledDynamics:
         if gap > 1e-9:
             raise CouplingInputError(f"dynamics: the unknowns are {gap:.3g} Å from their Dirichlet values; solve the "
                                      "problem or set them before starting dynamics")
+
+    def _free_atom_distance_A(self) -> np.ndarray:
+        """Distance (Å) of each free atom from the handshake, into the core (atom rank only)."""
+        region = self.problem.region
+        return region.handshake.depth(region.X[region.free]) - region.handshake.width_A
+
+    def _frictions(self, dashpots, elastic_constants_GPa) -> np.ndarray:
+        """The friction rate (1/fs) of each local unknown: the damping, the Langevin thermostat and
+        the stadium on the free atoms, the dashpots on their faces' nodes."""
+        p = self.problem
+        friction = np.where(self._free, self.damping_per_fs, 0.0)
+        self._noisy = np.zeros(p.n_local, dtype=bool)  # unknowns whose bath has a temperature
+        atoms = slice(p.n_fe, p.n_local)
+        if self.stadium is not None:
+            handshake = p.comm.bcast(p.region.handshake.width_A if p.on_atoms else None, root=p.atom_rank)
+            if self.stadium.width_A > handshake + 1e-9:
+                raise CouplingInputError(f"stadium_A = {self.stadium.width_A:g} Å: wider than the handshake "
+                                         f"({handshake:g} Å); the absorbing layer lies in the free atoms next to it")
+            if p.on_atoms:
+                layer = np.repeat(self.stadium.friction_per_fs(self._free_atom_distance_A()), 3)
+                friction[atoms] += layer
+                self._noisy[atoms] |= layer > 0
+            n_layer = p.comm.bcast(int(np.count_nonzero(self._noisy[atoms]) // 3) if p.on_atoms else None,
+                                   root=p.atom_rank)
+            if n_layer == 0:
+                log.warning("stadium_A = %g Å holds no free atom: no absorbing layer", self.stadium.width_A)
+        if self.thermostat is not None and self.thermostat.kind == "langevin" and p.on_atoms:
+            friction[atoms] += 1.0 / self.thermostat.time_fs
+            self._noisy[atoms] = True
+        x = p.V.tabulate_dof_coordinates()[: p.n_fe // 3]
+        inside = np.repeat(p.handshake.depth(x) > p.handshake.width_A + 1e-6, 3) & self._free[: p.n_fe]
+        inside = p.comm.allreduce(int(np.count_nonzero(inside)) // 3)
+        if inside and (self.thermostat is not None or self.stadium is not None):
+            log.warning("%d nodes inside the core carry a sliver of the handshake (its inner edge does not lie on "
+                        "element faces): they are soft, and at finite temperature the atoms can drive them until "
+                        "their elements' Cauchy-Born energy loses convexity; put the core's edges on element "
+                        "faces (atoms' box and handshake width in whole elements)", inside)
+        if self.thermostat is not None:  # the nodes that carry atoms, at 0 K (see the module's documentation)
+            friction[: p.n_fe][self._carries_atoms[: p.n_fe] & self._free[: p.n_fe]] += 1.0 / self.thermostat.time_fs
+        if dashpots:
+            if elastic_constants_GPa is None:
+                raise CouplingInputError("dashpots: give the continuum's elastic constants (elastic_constants_GPa, "
+                                         "6 x 6 Voigt, GPa) for their impedance")
+            C = np.asarray(elastic_constants_GPa, dtype=float) * units.GPa
+            if C.shape != (6, 6) or not np.all(np.isfinite(C)) or np.any(np.diag(C) <= 0):
+                raise CouplingInputError("elastic_constants_GPa: expected the continuum's 6 x 6 Voigt constants (GPa), "
+                                         "finite, with a positive diagonal")
+            density = set(self.density.values())
+            if len(density) != 1:
+                raise CouplingInputError(f"dashpots: the bodies have different densities {self.density}; dashpots "
+                                         "need one material")
+            density = density.pop()
+            for face in dashpots:
+                if face not in FACES:
+                    raise CouplingInputError(f"dashpots = {list(dashpots)}: {face!r} is not an outer face of the box; "
+                                             f"expected some of {list(FACES)}")
+                areas = p.continuum.face_areas(face, "dashpots")
+                a = areas.array_r.reshape(-1, 3)
+                normal = FACES.index(face) // 2
+                stiffness = [C[normal, normal] if c == normal else C[_VOIGT[normal, c], _VOIGT[normal, c]]
+                             for c in range(3)]
+                impedance = np.sqrt(density * np.array(stiffness))  # amu / (Å^2 ASE time)
+                rate = (a * impedance).ravel() * self.inverse_mass.array_r[: p.n_fe] * units.fs  # 1/fs
+                friction[: p.n_fe] += rate
+                areas.destroy()
+        return friction
+
+    def _loaded_unknowns(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Local indices of the unknowns the velocity loads move, their values now and their
+        velocities (Å/fs at full speed)."""
+        p = self.problem
+        index, velocity, load_of = [], [], []
+        held = np.zeros(p.n_local, dtype=bool)
+        held[p.constrained_unknowns()] = True
+        for n, load in enumerate(self.loads):
+            dofs = p.continuum.boundary_dofs(load.boundary, "velocity load: boundary")
+            for c, value in enumerate(load.velocity_A_ps):
+                if value is None:
+                    continue
+                mine = dofs[c]
+                loose = p.comm.allreduce(int(np.count_nonzero(~held[mine])))
+                if loose:
+                    raise CouplingInputError(f"velocity load on {load.boundary!r}: component {'xyz'[c]} of the "
+                                             "boundary is not held by a displacement condition; add one (a "
+                                             "[[boundary]] of type displacement naming it)")
+                index.append(mine)
+                velocity.append(np.full(len(mine), value * 1e-3))
+                load_of.append(np.full(len(mine), n))
+        index = np.concatenate(index).astype(np.int64) if index else np.zeros(0, dtype=np.int64)
+        velocity = np.concatenate(velocity) if velocity else np.zeros(0)
+        self._load_of = np.concatenate(load_of) if load_of else np.zeros(0, dtype=np.int64)
+        if len(np.unique(index)) != len(index):
+            raise CouplingInputError("velocity loads: two loads move the same nodes (boundaries that share an edge "
+                                     "and a component); move each component of a node once")
+        return index, p.z.array_r[index].copy(), velocity
+
+    def _load_travel(self, time_fs: float) -> np.ndarray:
+        """Displacement (Å) of the moved unknowns since the start, at ``time_fs``."""
+        travel = np.array([load.travel_fs(time_fs) for load in self.loads] or [0.0])
+        return travel[self._load_of] * self._moved_velocity
+
+    def _prepare_baths(self) -> None:
+        """The O step's coefficients at the current time step: ``c = exp(-gamma dt)`` and the noise
+        amplitude ``sqrt((1 - c^2) kB T / M)`` (Å per ASE time unit) on the unknowns with a bath
+        temperature."""
+        p = self.problem
+        self._c = np.exp(-self._friction * self.timestep_fs)
+        self._has_friction = p.comm.allreduce(bool(np.any(self._friction > 0)), op=MPI.LOR)
+        temperature = self.thermostat.temperature_K if self.thermostat is not None else 0.0
+        self._sigma = None
+        if temperature > 0 and p.on_atoms and np.any(self._noisy):
+            m = self.mass.array_r
+            sigma = np.zeros(p.n_local)
+            k = self._noisy
+            sigma[k] = np.sqrt((1.0 - self._c[k] ** 2) * units.kB * temperature / m[k])
+            self._sigma = sigma[p.n_fe:]
+        self._bussi = None
+        if self.thermostat is not None and self.thermostat.kind == "bussi":
+            self._bussi = np.exp(-self.timestep_fs / self.thermostat.time_fs)
 
     def highest_frequency(self, tolerance: float = 1e-4) -> float:
         """The largest angular frequency (rad/fs) of the coupled system at the current state: the
@@ -189,8 +511,9 @@ class CoupledDynamics:
         self.v.array[:] = np.where(self._free, values, 0.0)
 
     def set_temperature(self, temperature_K: float, seed: int = 0) -> None:
-        """Maxwell-Boltzmann velocities on the free atoms at exactly ``temperature_K`` (their
-        centre-of-mass momentum removed, 3N - 3 degrees of freedom), everything else at rest."""
+        """Maxwell-Boltzmann velocities on the free atoms at exactly ``temperature_K`` (3N degrees of
+        freedom: the free atoms exchange momentum with the continuum; their centre-of-mass momentum
+        is removed so that the core does not drift off), everything else at rest."""
         if not (np.isfinite(temperature_K) and temperature_K >= 0):
             raise CouplingInputError(f"temperature_K = {temperature_K!r}: expected a temperature >= 0 K")
         p = self.problem
@@ -201,19 +524,39 @@ class CoupledDynamics:
             v = rng.normal(size=(p.n_free, 3)) * np.sqrt(units.kB * max(temperature_K, 0.0) / m)
             v -= (m * v).sum(axis=0) / m.sum()
             kinetic = 0.5 * float((m * v**2).sum())
-            target = 0.5 * (3 * p.n_free - 3) * units.kB * temperature_K
+            target = 0.5 * 3 * p.n_free * units.kB * temperature_K
             v *= np.sqrt(target / kinetic) if kinetic > 0 else 0.0
             values[p.n_fe:] = v.ravel()
         self.v.array[:] = values
 
+    def launch(self, pulse: Pulse, speed_A_fs: float) -> None:
+        """Add ``pulse`` to the state: its displacement to the free unknowns (nodes and free atoms,
+        at their reference positions; slaved atoms follow the nodes) and its velocity, that of a
+        wave running at ``speed_A_fs`` (Å/fs). Constrained unknowns keep their values."""
+        _positive("pulse speed_A_fs", speed_A_fs, "a positive speed in Å/fs")
+        p = self.problem
+        x = p.V.tabulate_dof_coordinates()[: p.n_fe // 3]
+        if p.on_atoms:
+            x = np.vstack([x, p.region.X[p.region.free]])
+        du, dv = pulse.fields(x, speed_A_fs)
+        dv /= units.fs
+        free = self._free.reshape(-1, 3)
+        held = ~free & (self.mass.array_r.reshape(-1, 3) > 0)  # held unknowns that are part of something
+        outside = p.comm.allreduce(float(np.abs(du[held]).max(initial=0.0)), op=MPI.MAX)
+        if outside > 1e-6 * abs(pulse.amplitude_A):
+            log.warning("the pulse reaches held unknowns (up to %.3g Å there): they keep their values", outside)
+        p.z.array[:] = p.z.array_r + np.where(free, du, 0.0).ravel()
+        self.v.array[:] = self.v.array_r + np.where(free, dv, 0.0).ravel()
+        self._update_force()
+
     def free_atom_temperature_K(self) -> float:
-        """The free atoms' kinetic temperature (K, 3N - 3 degrees of freedom)."""
+        """The free atoms' kinetic temperature (K, 3N degrees of freedom)."""
         p = self.problem
         out = None
-        if p.on_atoms and p.n_free > 1:
+        if p.on_atoms and p.n_free > 0:
             m = p.region.masses[p.region.free][:, None]
             v = self.v.array_r[p.n_fe:].reshape(-1, 3)
-            out = float((m * v**2).sum()) / ((3 * p.n_free - 3) * units.kB)
+            out = float((m * v**2).sum()) / (3 * p.n_free * units.kB)
         return p.comm.bcast(out, root=p.atom_rank) or 0.0
 
     def atoms(self):
@@ -229,42 +572,165 @@ class CoupledDynamics:
         velocities.destroy()
         return snapshot
 
+    def nodal_velocity(self) -> np.ndarray:
+        """The owned nodal velocities (Å/fs), in the layout of the displacement's owned entries."""
+        return self.v.array_r[: self.problem.n_fe] * units.fs
+
     def kinetic_energy(self) -> float:
         """Kinetic energy (eV) of the lumped masses, over all ranks."""
         self._work.pointwiseMult(self.v, self.v)
         return 0.5 * self._work.dot(self.mass)
 
     def energies(self) -> dict[str, float]:
-        """``kinetic``, the parts of ``Pi`` (:meth:`CoupledProblem.energies`; ``total`` is Pi) and
-        ``hamiltonian`` = kinetic + Pi (eV), over all ranks."""
-        out = {"kinetic": self.kinetic_energy(), **self.problem.energies()}
+        """``kinetic`` (eV) and its parts ``kinetic_free_atoms`` and ``kinetic_nodes`` (the
+        continuum's and the slaved atoms' share), the parts of ``Pi``
+        (:meth:`CoupledProblem.energies`; ``total`` is Pi), ``hamiltonian`` = kinetic + Pi,
+        ``bath`` (the energy the frictions and thermostats took out, since the start),
+        ``boundary_work`` (done on the system by the velocity loads) and ``conserved`` =
+        hamiltonian + bath - boundary_work, and ``free_site_energy`` (the free atoms' site
+        energies, a part of ``atoms``: with ``kinetic_free_atoms``, the core's energy), over all
+        ranks."""
+        p = self.problem
+        m, v = self.mass.array_r, self.v.array_r
+        free_atoms = 0.5 * float(np.dot(m[p.n_fe:], v[p.n_fe:] ** 2))
+        nodes = 0.5 * float(np.dot(m[: p.n_fe], v[: p.n_fe] ** 2))
+        local = np.array([free_atoms, nodes, self._bath_local, self._boundary_work_local])
+        free_atoms, nodes, bath, work = p.comm.allreduce(local, op=MPI.SUM)
+        out = {"kinetic": free_atoms + nodes, "kinetic_free_atoms": free_atoms, "kinetic_nodes": nodes,
+               **p.energies()}
         out["hamiltonian"] = out["kinetic"] + out["total"]
+        out["bath"], out["boundary_work"] = float(bath), float(work)
+        out["free_site_energy"] = p.free_site_energy()
+        out["conserved"] = out["hamiltonian"] + out["bath"] - out["boundary_work"]
         return out
 
     # -- the integrator ------------------------------------------------------------------------------
     def _update_force(self) -> None:
-        """``force = -dPi/dz`` at the current unknowns, zero on the constrained ones."""
+        """``force = -dPi/dz`` at the current unknowns, zero on the constrained ones; the gradient
+        on the moved unknowns kept for the boundary work."""
         p = self.problem
         p.gradient_into(p.z, self.force)
+        self._g_moved = self.force.array_r[self._moved].copy()
         self.force.scale(-1.0)
         self.force.array[~self._free] = 0.0
 
+    def _kick(self) -> None:
+        self._work.pointwiseMult(self.force, self.inverse_mass)
+        self.v.axpy(0.5 * self.dt, self._work)
+
+    def _drift(self, fraction: float, time_fs: float) -> None:
+        """``z += fraction dt v``; the moved unknowns to where their loads have them at ``time_fs``."""
+        self.problem.z.axpy(fraction * self.dt, self.v)
+        if len(self._moved):
+            self.problem.z.array[self._moved] = self._moved_start + self._load_travel(time_fs)
+
+    def _bath(self) -> None:
+        """The O step: friction and noise on every unknown that has them, then Bussi's rescaling of
+        the free atoms; the kinetic energy they take out is added to the bath."""
+        p = self.problem
+        m = self.mass.array_r
+        before = self.v.array_r.copy()
+        v = self._c * before
+        if self._sigma is not None:
+            v[p.n_fe:] += self._sigma * self.rng.standard_normal(p.n_local - p.n_fe)
+        if self._bussi is not None and p.on_atoms and p.n_free > 0:
+            v[p.n_fe:] *= self._bussi_factor(v[p.n_fe:], m[p.n_fe:])
+        self.v.array[:] = v
+        self._bath_local += 0.5 * float(np.dot(m, before**2 - v**2))
+
+    def _bussi_factor(self, v: np.ndarray, m: np.ndarray) -> float:
+        """The factor of the stochastic velocity rescaling (Bussi, Donadio & Parrinello 2007,
+        eq. A7) that takes the free atoms' kinetic energy one step towards the canonical one."""
+        n = 3 * self.problem.n_free
+        kinetic = 0.5 * float(np.dot(m, v * v))
+        if kinetic <= 0:
+            return 1.0
+        target = 0.5 * n * units.kB * self.thermostat.temperature_K
+        c = self._bussi
+        r1 = self.rng.standard_normal()
+        chi = self.rng.chisquare(n - 1) if n > 1 else 0.0
+        f = (1.0 - c) * target / (n * kinetic)
+        root = np.sqrt(c) + r1 * np.sqrt(f)
+        return float(np.sign(root) * np.sqrt(root**2 + f * chi))
+
     def run(self, steps: int) -> None:
-        """Advance ``steps`` velocity-Verlet steps (each followed by the damping, if any)."""
-        p, dt = self.problem, self.dt
-        damping = np.exp(-self.damping_per_fs * self.timestep_fs)
+        """Advance ``steps`` steps of B A O A B (velocity Verlet when nothing has friction)."""
+        bath = self._has_friction or self._bussi is not None
         for _ in range(int(steps)):
-            self._work.pointwiseMult(self.force, self.inverse_mass)
-            self.v.axpy(0.5 * dt, self._work)
-            p.z.axpy(dt, self.v)
+            t0 = self.time_fs
+            g0, z0 = self._g_moved, self.problem.z.array_r[self._moved].copy()
+            self._kick()
+            self._check_step()
+            if bath:
+                self._drift(0.5, t0 + 0.5 * self.timestep_fs)
+                self._bath()
+                self._drift(0.5, t0 + self.timestep_fs)
+            else:
+                self._drift(1.0, t0 + self.timestep_fs)
             self._update_force()
-            self._work.pointwiseMult(self.force, self.inverse_mass)
-            self.v.axpy(0.5 * dt, self._work)
-            if damping != 1.0:
-                self.v.scale(damping)
-            self.time_fs += self.timestep_fs
+            self._kick()
+            if len(self._moved):
+                dz = self.problem.z.array_r[self._moved] - z0
+                self._boundary_work_local += 0.5 * float(np.dot(g0 + self._g_moved, dz))
             self.steps_done += 1
+            self.time_fs += self.timestep_fs
+
+    def _check_step(self) -> None:
+        """Stop before a step that would move an unknown by more than :data:`LARGEST_STEP_A` or
+        that holds a non-finite velocity (collective): the state is still the last good one."""
+        p = self.problem
+        speed = np.abs(self.v.array_r)
+        speed[~np.isfinite(speed)] = np.inf
+        here = float(speed.max(initial=0.0)) * self.dt
+        largest = p.comm.allreduce(here, op=MPI.MAX)
+        if largest > LARGEST_STEP_A:
+            from atomistic.errors import MDBlowUp
+
+            where = None
+            if here == largest:
+                k = int(np.argmax(speed))
+                if k >= p.n_fe:
+                    i = int(p.region.free[(k - p.n_fe) // 3])
+                    where = f"free atom {i} at {np.round(p.region.X[i], 2).tolist()} Å"
+                else:
+                    x = p.V.tabulate_dof_coordinates()[k // 3]
+                    where = f"the node at {np.round(x, 2).tolist()} Å (mass {self.mass.array_r[k]:.3g} amu)"
+            where = p.comm.allreduce([where] if where else [], op=MPI.SUM)[0]
+            raise MDBlowUp(f"coupled dynamics blew up at step {self.steps_done + 1} (t = {self.time_fs:g} fs): "
+                           f"{where} would move {largest:.3g} Å in one step (more than {LARGEST_STEP_A} Å); the "
+                           "time step is too long or the loading too violent for the material", step=self.steps_done)
 
     def reverse(self) -> None:
         """Flip every velocity (time reversal: the same number of steps returns to the start)."""
         self.v.scale(-1.0)
+
+    # -- checkpoints ---------------------------------------------------------------------------------
+    def state(self) -> tuple[np.ndarray, dict]:
+        """What a restart needs: this rank's part (the unknowns, their velocities, where the moved
+        unknowns started, this rank's sums of the bath and the boundary work) as one float64
+        array, and what every rank shares (time, steps, time step, the noise generator's state),
+        JSON-able. Collective."""
+        p = self.problem
+        local = np.concatenate([p.z.array_r, self.v.array_r, self._moved_start,
+                                [self._bath_local, self._boundary_work_local]])
+        rng = p.comm.bcast(self.rng.bit_generator.state if p.on_atoms else None, root=p.atom_rank)
+        return local, {"time_fs": self.time_fs, "steps": self.steps_done, "timestep_fs": self.timestep_fs,
+                       "rng": rng}
+
+    def restore(self, local: np.ndarray, shared: dict) -> None:
+        """Continue from a :meth:`state` of a run of the same problem on the same ranks: the run
+        goes on as if it had never stopped (bit for bit). Collective."""
+        p, n, k = self.problem, self.problem.n_local, len(self._moved)
+        local = np.asarray(local, dtype=float)
+        if local.shape != (2 * n + k + 2,):
+            raise CouplingInputError(f"dynamics: a saved state of {local.shape} values does not fit this problem "
+                                     f"({2 * n + k + 2} on this rank)")
+        p.z.array[:] = local[:n]
+        self.v.array[:] = local[n: 2 * n]
+        self._moved_start = local[2 * n: 2 * n + k].copy()
+        self._bath_local, self._boundary_work_local = float(local[-2]), float(local[-1])
+        self.time_fs, self.steps_done = float(shared["time_fs"]), int(shared["steps"])
+        if p.on_atoms:
+            self.rng.bit_generator.state = shared["rng"]
+        self.set_timestep(float(shared["timestep_fs"]))
+        self._update_force()

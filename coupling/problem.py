@@ -492,6 +492,12 @@ class CoupledProblem:
         out["total"] = sum(v for k, v in out.items() if k not in ("external", "total")) - out["external"]
         return out
 
+    def free_site_energy(self) -> float:
+        """The free atoms' site energies summed (eV, a part of ``atoms`` in :meth:`energies`): the
+        potential energy of the core, on every rank."""
+        self._sync_z(self.z)
+        return self.comm.bcast(self.region.free_site_energy_eV if self.on_atoms else None, root=self.atom_rank)
+
     def reaction(self, boundary: str) -> np.ndarray:
         """Force (eV/Å, x y z) that holds ``boundary`` where it is: the continuum's internal force and
         the atoms' forces on the nodes (``N^T f``), summed over its nodes."""

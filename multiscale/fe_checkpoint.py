@@ -1,4 +1,5 @@
-"""Checkpoints of a load-stepped finite-element run (kinds ``continuum`` and ``coupled``): with
+"""Checkpoints of a finite-element run (kinds ``continuum``, ``coupled``: load steps;
+``coupled_dynamics``: time steps, the "load factor" slot holding the time in fs): with
 them ``multiscale run case.toml --resume`` continues an interrupted run and ends with the numbers
 of an uninterrupted one.
 
@@ -16,7 +17,8 @@ In ``<output>/checkpoint/``, after every converged load step (and once before th
     ``step``, ``load_factor``, ``increments`` (the walk's nominal and next load increment),
     ``state`` (the file of that step), ``written`` (step, load factor, state file of every step
     whose fields were written), ``rows`` (load.csv so far), ``wall_s`` so far, ``finished``
-    (true once the run wrote its final outputs).
+    (true once the run wrote its final outputs), ``extra`` (what else the kind needs: for
+    ``coupled_dynamics`` the time, the step count and the noise generator's state).
 
 The distributed unknowns are gathered to rank 0, which writes one file per step, each rank's part
 in that rank's own order: a resume needs the same number of ranks and the same partition of the
@@ -180,9 +182,10 @@ class Checkpoints:
         return self.comm.scatter(parts, root=0)
 
     def save(self, step: int, state, *, written: bool, increments: tuple[float, float], rows: list[dict],
-             wall_s: float, layout_hash: str | None = None) -> None:
+             wall_s: float, layout_hash: str | None = None, extra: dict | None = None) -> None:
         """Commit load step ``step``: ``state`` (``problem.state()``: load factor, local unknowns)
-        written to its own file, then checkpoint.json; older states no longer needed removed."""
+        written to its own file, then checkpoint.json; older states no longer needed removed.
+        ``extra``: further JSON-able values of the run (the same on every rank), kept as ``extra``."""
         load_factor, values = state
         parts = self.comm.gather(np.asarray(values, dtype=float), root=0)
         layouts = self.comm.gather(layout_hash, root=0) if self.meta is None else None
@@ -196,7 +199,7 @@ class Checkpoints:
                     "ranks": self.comm.size, "layout": previous["layout"], "step": step,
                     "load_factor": float(load_factor), "increments": [float(v) for v in increments],
                     "state": file, "written": written_list, "rows": rows, "wall_s": float(wall_s),
-                    "finished": False}
+                    "extra": extra, "finished": False}
             write_json(self.folder / META, meta)
             keep = {file, *(w[2] for w in written_list)}
             for old in self.folder.glob("state_*.npz"):

@@ -137,6 +137,9 @@ def test_case_runs(path, tmp_path):
         frames = read(tmp_path / "atoms.extxyz", index=":")
         assert len(frames) == 3 and np.abs(frames[-1].get_velocities()).max() > 0
         assert (tmp_path / "energy.png").exists() and (tmp_path / "fields" / "displacement.bp").is_dir()
+        if case.dynamics.thermostat != "none":  # the bath's exchange is in the conserved energy; the profile is drawn
+            assert abs(report["bath_eV"]) > 10 * np.abs(drift).max()
+            assert (tmp_path / "temperature.png").exists() and report["temperature_profile"]["samples"] > 0
     if case.kind == "active_learning":
         assert report["loop"]["oracle_calls"] <= 3 and len(report["learning"]) == report["loop"]["generation"] + 1
         for name in ("dataset.extxyz", "disagreement.png", "learning.png", "calibration.png", "learning.csv",

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import ClassVar, Literal
 
 import numpy as np
 
@@ -88,6 +88,8 @@ class CoupledCase(BodyCase):
     kind: Literal["coupled"]
     atoms: AtomsRegionConfig
     solver: CoupledSolverConfig = field(default_factory=CoupledSolverConfig)
+    #: the continuum's laws this kind takes
+    LAWS: ClassVar[tuple[str, ...]] = ("cauchy-born",)
 
     def __post_init__(self):
         if self.mesh.file is not None:
@@ -98,8 +100,8 @@ class CoupledCase(BodyCase):
         self.check_boundaries()
         self.check_control()
         _check_atom_box(self)
-        if self.material.law != "cauchy-born":
-            raise ValueError(f"material.law = {self.material.law!r}: a coupled case needs \"cauchy-born\" (the "
+        if self.material.law not in self.LAWS:
+            raise ValueError(f"material.law = {self.material.law!r}: a {self.kind} case needs one of {self.LAWS} (the "
                              "continuum must be the finite-strain energy of the same crystal as the atoms)")
 
 
