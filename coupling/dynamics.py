@@ -17,7 +17,8 @@ atoms' forces, the continuum's internal forces, the ghost-force correction: the 
 friction ``gamma_k`` on each unknown and a bath at ``T_k``: ``v <- c v + sqrt((1 - c^2) kB T_k /
 M_k) xi``, ``c = exp(-gamma_k dt)``, unconditionally stable. The frictions add up:
 
-- ``damping_per_fs``: on every unknown, bath at 0 K (settles on the static solution);
+- ``damping_per_fs``: on every unknown, bath at 0 K (settles on the static solution; with a
+  warm bath on the same unknown, the noise is that of the warm share of the friction);
 - a Langevin :class:`Thermostat` of the core: ``1 / time_fs`` on every free atom at its
   temperature (a Bussi thermostat instead rescales the free atoms' velocities after O so that
   their kinetic energy relaxes canonically, Bussi, Donadio & Parrinello 2007);
@@ -154,6 +155,10 @@ class VelocityLoad:
             raise CouplingInputError(f"ramp_fs = {self.ramp_fs!r} on {self.boundary!r}: expected a time >= 0 fs")
         object.__setattr__(self, "velocity_A_ps", v)
 
+    def rate(self, time_fs: float) -> float:
+        """The fraction of the full velocity reached at ``time_fs``."""
+        return 1.0 if time_fs >= self.ramp_fs else float(time_fs) / self.ramp_fs
+
     def travel_fs(self, time_fs: float) -> float:
         """``int_0^t ramp``: the distance (Å) moved by ``time_fs`` per Å/fs of full velocity."""
         t, r = float(time_fs), self.ramp_fs
@@ -261,7 +266,11 @@ class CoupledDynamics:
         self.v.set(0.0)
         self.force = p.z.duplicate()
         self._work = p.z.duplicate()
-        self.rng = np.random.default_rng(seed)  # drawn on the atom rank only: the same noise on any number of ranks
+        if not (isinstance(seed, (int, np.integer)) and seed >= 0):
+            raise CouplingInputError(f"seed = {seed!r}: expected an integer >= 0")
+        # the baths' noise: its own stream of the seed (set_temperature draws from the seed itself), drawn
+        # on the atom rank only, so that any number of ranks gives the same noise
+        self.rng = np.random.default_rng([1, int(seed)])
         self._bath_local = self._boundary_work_local = 0.0
         self._friction = self._frictions(dashpots, elastic_constants_GPa)  # 1/fs per local unknown
         self._moved, self._moved_start, self._moved_velocity = self._loaded_unknowns()
@@ -348,6 +357,7 @@ class CoupledDynamics:
         friction = np.where(self._free, self.damping_per_fs, 0.0)
         self._noisy = np.zeros(p.n_local, dtype=bool)  # unknowns whose bath has a temperature
         atoms = slice(p.n_fe, p.n_local)
+        self._warm = np.zeros(p.n_local)  # the part of the friction whose bath is at the thermostat's temperature
         if self.stadium is not None:
             handshake = p.comm.bcast(p.region.handshake.width_A if p.on_atoms else None, root=p.atom_rank)
             if self.stadium.width_A > handshake + 1e-9:
@@ -356,6 +366,7 @@ class CoupledDynamics:
             if p.on_atoms:
                 layer = np.repeat(self.stadium.friction_per_fs(self._free_atom_distance_A()), 3)
                 friction[atoms] += layer
+                self._warm[atoms] += layer
                 self._noisy[atoms] |= layer > 0
             n_layer = p.comm.bcast(int(np.count_nonzero(self._noisy[atoms]) // 3) if p.on_atoms else None,
                                    root=p.atom_rank)
@@ -363,6 +374,7 @@ class CoupledDynamics:
                 log.warning("stadium_A = %g Å holds no free atom: no absorbing layer", self.stadium.width_A)
         if self.thermostat is not None and self.thermostat.kind == "langevin" and p.on_atoms:
             friction[atoms] += 1.0 / self.thermostat.time_fs
+            self._warm[atoms] += 1.0 / self.thermostat.time_fs
             self._noisy[atoms] = True
         x = p.V.tabulate_dof_coordinates()[: p.n_fe // 3]
         inside = np.repeat(p.handshake.depth(x) > p.handshake.width_A + 1e-6, 3) & self._free[: p.n_fe]
@@ -372,6 +384,12 @@ class CoupledDynamics:
                         "element faces): they are soft, and at finite temperature the atoms can drive them until "
                         "their elements' Cauchy-Born energy loses convexity; put the core's edges on element "
                         "faces (atoms' box and handshake width in whole elements)", inside)
+        dead = float(np.abs(p._g0.array_r[p.n_fe:]).max(initial=0.0)) if p._g0 is not None else 0.0
+        dead = p.comm.allreduce(dead, op=MPI.MAX)
+        if dead > 0.05 and self.thermostat is not None:
+            log.warning("the ghost-force correction puts constant forces of up to %.3g eV/Å on free atoms: a dead "
+                        "load, a potential unbounded below; at finite temperature it can pull a surface atom off "
+                        "(cases/cu_dynamics/hot_bar.toml). Consider ghost_force_correction=False for hot runs", dead)
         if self.thermostat is not None:  # the nodes that carry atoms, at 0 K (see the module's documentation)
             friction[: p.n_fe][self._carries_atoms[: p.n_fe] & self._free[: p.n_fe]] += 1.0 / self.thermostat.time_fs
         if dashpots:
@@ -426,7 +444,7 @@ class CoupledDynamics:
         index = np.concatenate(index).astype(np.int64) if index else np.zeros(0, dtype=np.int64)
         velocity = np.concatenate(velocity) if velocity else np.zeros(0)
         self._load_of = np.concatenate(load_of) if load_of else np.zeros(0, dtype=np.int64)
-        if len(np.unique(index)) != len(index):
+        if p.comm.allreduce(int(len(np.unique(index)) != len(index))):  # collective: every rank raises
             raise CouplingInputError("velocity loads: two loads move the same nodes (boundaries that share an edge "
                                      "and a component); move each component of a node once")
         return index, p.z.array_r[index].copy(), velocity
@@ -449,7 +467,10 @@ class CoupledDynamics:
             m = self.mass.array_r
             sigma = np.zeros(p.n_local)
             k = self._noisy
-            sigma[k] = np.sqrt((1.0 - self._c[k] ** 2) * units.kB * temperature / m[k])
+            # exact for the sum of a warm friction (bath at T) and a cold one (0 K): the stationary
+            # variance is (warm / total) kB T / m
+            share = self._warm[k] / self._friction[k]
+            sigma[k] = np.sqrt((1.0 - self._c[k] ** 2) * share * units.kB * temperature / m[k])
             self._sigma = sigma[p.n_fe:]
         self._bussi = None
         if self.thermostat is not None and self.thermostat.kind == "bussi":
@@ -564,17 +585,29 @@ class CoupledDynamics:
         arrays of :meth:`CoupledProblem.atoms`, and every atom's velocity (``d' = T z'``: slaved atoms
         move with the nodes), in ASE's units."""
         p = self.problem
-        velocities = p.T.createVecLeft()
-        p.T.mult(self.v, velocities)
+        velocities, v = p.T.createVecLeft(), self.v.duplicate()
+        v.array[:] = self._velocities()
+        p.T.mult(v, velocities)
+        v.destroy()
         snapshot = p.atoms()
         if snapshot is not None:
             snapshot.set_velocities(velocities.array_r.reshape(-1, 3).copy())
         velocities.destroy()
         return snapshot
 
+    def _velocities(self) -> np.ndarray:
+        """This rank's velocities (Å per ASE time unit) with those of the moved unknowns, which the
+        integrator keeps at zero (their motion is prescribed, not integrated)."""
+        v = self.v.array_r.copy()
+        if len(self._moved):
+            rate = np.array([load.rate(self.time_fs) for load in self.loads] or [0.0])
+            v[self._moved] = rate[self._load_of] * self._moved_velocity / units.fs
+        return v
+
     def nodal_velocity(self) -> np.ndarray:
-        """The owned nodal velocities (Å/fs), in the layout of the displacement's owned entries."""
-        return self.v.array_r[: self.problem.n_fe] * units.fs
+        """The owned nodal velocities (Å/fs), in the layout of the displacement's owned entries;
+        moved boundaries at their prescribed velocity."""
+        return self._velocities()[: self.problem.n_fe] * units.fs
 
     def kinetic_energy(self) -> float:
         """Kinetic energy (eV) of the lumped masses, over all ranks."""
@@ -676,8 +709,9 @@ class CoupledDynamics:
             self.time_fs += self.timestep_fs
 
     def _check_step(self) -> None:
-        """Stop before a step that would move an unknown by more than :data:`LARGEST_STEP_A` or
-        that holds a non-finite velocity (collective): the state is still the last good one."""
+        """Stop before the drift of a step that would move an unknown by more than
+        :data:`LARGEST_STEP_A` or that holds a non-finite velocity (collective): the positions are
+        still the last good ones (the velocities have had their first half kick)."""
         p = self.problem
         speed = np.abs(self.v.array_r)
         speed[~np.isfinite(speed)] = np.inf
@@ -701,7 +735,8 @@ class CoupledDynamics:
                            "time step is too long or the loading too violent for the material", step=self.steps_done)
 
     def reverse(self) -> None:
-        """Flip every velocity (time reversal: the same number of steps returns to the start)."""
+        """Flip every velocity (time reversal: without baths or moving boundaries the same number
+        of steps returns to the start)."""
         self.v.scale(-1.0)
 
     # -- checkpoints ---------------------------------------------------------------------------------
@@ -722,9 +757,9 @@ class CoupledDynamics:
         goes on as if it had never stopped (bit for bit). Collective."""
         p, n, k = self.problem, self.problem.n_local, len(self._moved)
         local = np.asarray(local, dtype=float)
-        if local.shape != (2 * n + k + 2,):
-            raise CouplingInputError(f"dynamics: a saved state of {local.shape} values does not fit this problem "
-                                     f"({2 * n + k + 2} on this rank)")
+        if p.comm.allreduce(int(local.shape != (2 * n + k + 2,))):  # collective: every rank raises
+            raise CouplingInputError("dynamics: a saved state does not fit this problem (another number of "
+                                     "unknowns or moved boundary values on some rank)")
         p.z.array[:] = local[:n]
         self.v.array[:] = local[n: 2 * n]
         self._moved_start = local[2 * n: 2 * n + k].copy()

@@ -395,16 +395,18 @@ def run_on_every_rank(body, case, ctx):
 @contextmanager
 def abort_other_ranks(comm):
     """An unexpected error on one rank ends every rank (MPI Abort) instead of leaving them hanging;
-    input errors and a failed solve (raised on every rank alike: the checks and the solver's
-    convergence test are collective) pass through, for the CLI to report once."""
+    input errors, a failed solve and a blown-up dynamics run (raised on every rank alike: the
+    checks, the solver's convergence test and the dynamics' step check are collective) pass
+    through, for the CLI to report once."""
     try:
         yield
     except Exception as exc:
+        from atomistic.errors import MDBlowUp
         from continuum.errors import ContinuumSolveError
 
         from .errors import INPUT_ERRORS
 
-        if comm.size > 1 and not isinstance(exc, (*INPUT_ERRORS, ContinuumSolveError)):
+        if comm.size > 1 and not isinstance(exc, (*INPUT_ERRORS, ContinuumSolveError, MDBlowUp)):
             log.error("rank %d: %s: %s; aborting all ranks", comm.rank, type(exc).__name__, exc)
             sys.stderr.flush()
             comm.Abort(1)

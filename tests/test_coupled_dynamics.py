@@ -196,6 +196,7 @@ def test_a_moving_boundary_does_the_work_the_energy_gains(model):
     assert e["boundary_work"] > 0.1
     assert abs(e["conserved"] - e0["conserved"]) < 1e-2 * e["boundary_work"]
     np.testing.assert_allclose(problem.z.array_r[moved] - start, travel, rtol=1e-12)
+    np.testing.assert_allclose(dynamics.nodal_velocity()[moved], 0.5e-3, rtol=1e-12)  # shown, not integrated
 
 
 def test_dashpots_let_a_wave_leave_the_model(model):
@@ -262,6 +263,30 @@ def test_one_rank_and_two_give_the_same_run(tmp_path):
     np.testing.assert_allclose(two, one, rtol=1e-9, atol=1e-12)
 
 
+def test_a_case_with_a_pulse_and_a_moving_end_runs(tmp_path):
+    """From a case file: at 0 K, a bar-wave packet launched in the core and the far end pulled at
+    0.2 Å/ps. The run's conserved energy (H + bath - work) holds to 1 % of the boundary's work, the
+    packet's energy is the initial kinetic energy."""
+    import json
+
+    from ase.io import read
+
+    swaps = (("temperature_K = 50.0", "temperature_K = 0.0"), ("steps = 100 ", "steps = 60 "),
+             ("frames_every = 250", "frames_every = 60"),
+             ("[output]", '[dynamics.pulse]\ncentre_A = 28.7\nwidth_A = 3.0\namplitude_A = 0.02\nwavelength_A = 7.2\n'
+              'wave = "bar"\n\n[[dynamics.velocity]]\nboundary = "xmax"\nvelocity_A_ps = [0.2, 0.0, 0.0]\n\n[output]'))
+    case = _case(tmp_path, *swaps)
+    assert main(["run", str(case), "--output", str(tmp_path / "out"), "-q"]) == 0
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    print(f"pulse {report['initial_kinetic_eV']:.4g} eV; boundary work {report['boundary_work_eV']:.4g} eV, largest "
+          f"drift of H + bath - work {report['drift']['largest_eV']:.3g} eV")
+    assert report["initial_kinetic_eV"] > 1e-3
+    assert report["boundary_work_eV"] > 0
+    assert report["drift"]["largest_eV"] < 1e-2 * max(report["boundary_work_eV"], report["initial_kinetic_eV"])
+    last = read(tmp_path / "out" / "atoms.extxyz", index=-1)
+    assert last.info["time_fs"] == pytest.approx(240.0)
+
+
 def test_a_killed_run_resumes_bit_for_bit(tmp_path):
     """The case file's run with a Langevin thermostat and a stadium (200 steps, checkpoints every 50
     steps and at every field output), SIGKILLed after a checkpoint and resumed with --resume:
@@ -325,7 +350,9 @@ def test_a_killed_run_resumes_bit_for_bit(tmp_path):
     (("[solver]\n", '[solver]\ncontrol = "opening"\nopening_A = 1.0\n'), "solver.control"),
     (("log_every = 10", "log_every = 10\nstadium_A = 6.0"), "dynamics.stadium_A = 6 Å: wider than the handshake"),
     (("log_every = 10", 'log_every = 10\nthermostat = "nose"'), "dynamics.thermostat"),
-    (("log_every = 10", 'log_every = 10\ndashpots = ["xmax"]'), "['xmax'] are held by displacement conditions"),
+    (("log_every = 10", 'log_every = 10\ndashpots = ["xmax"]'), "['xmax'] are held in all three components"),
+    (("log_every = 10", "log_every = 10\nseed = -4"), "dynamics.seed = -4"),
+    (("frames_every = 250", "frames_every = 25"), "dynamics.frames_every = 25: expected a multiple"),
     (("[output]", '[[dynamics.velocity]]\nboundary = "ymin"\nvelocity_A_ps = [1.0, 0, 0]\n\n[output]'),
      "dynamics.velocity: boundary 'ymin' has no displacement condition"),
 ])

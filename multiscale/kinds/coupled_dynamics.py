@@ -10,7 +10,8 @@ temperature; ``seed``) and the target of the ``thermostat`` of the core ("none",
 free atoms next to the handshake, no wider than it), ``dashpots`` (outer faces whose waves leave),
 ``damping_per_fs`` (a friction on everything: the run settles on the static solution),
 ``[[dynamics.velocity]]`` (a boundary moved at ``velocity_A_ps``, reached over ``ramp_fs``),
-``[dynamics.pulse]`` (a longitudinal pulse or wave packet launched at the start),
+``[dynamics.pulse]`` (a longitudinal pulse or wave packet launched at the start; a "bar" wave
+carries its lateral contraction about the middle of the section),
 ``log_every``, ``frames_every`` and ``checkpoint_every`` (steps). The continuum's density is the
 crystal's; its law is "cauchy-born" or, for hot runs of many ps, "linear" (the Cauchy-Born
 expansion is unbounded below at large strains, which thermal atoms find in the softest handshake
@@ -90,14 +91,25 @@ class PulseConfig:
     wave: Literal["bulk", "bar"] = "bulk"
 
     def __post_init__(self):
-        for name in ("width_A", "amplitude_A") + (("wavelength_A",) if self.wavelength_A is not None else ()):
+        for name in ("width_A",) + (("wavelength_A",) if self.wavelength_A is not None else ()):
             value = getattr(self, name)
             if not (np.isfinite(value) and value > 0):
                 raise ValueError(f"dynamics.pulse.{name} = {value!r}: expected a positive length in Å")
+        if not (np.isfinite(self.amplitude_A) and self.amplitude_A != 0):
+            raise ValueError(f"dynamics.pulse.amplitude_A = {self.amplitude_A!r}: expected a nonzero length in Å "
+                             "(its sign is the pulse's polarity)")
         if not np.isfinite(self.centre_A):
             raise ValueError(f"dynamics.pulse.centre_A = {self.centre_A!r}: expected a coordinate in Å")
         if self.direction not in (1, -1):
             raise ValueError(f"dynamics.pulse.direction = {self.direction!r}: expected 1 or -1")
+
+    def lateral(self, C_GPa) -> tuple[float, float, float]:
+        """The lateral strain per axial strain: ``S_aj / S_aa`` for a bar wave, zeros in bulk."""
+        if self.wave == "bulk":
+            return (0.0, 0.0, 0.0)
+        a = AXES.index(self.axis)
+        S = np.linalg.inv(np.asarray(C_GPa, dtype=float))
+        return tuple(float(v) for v in S[a, :3] / S[a, a])
 
     def speed_A_fs(self, C_GPa, density_amu_A3: float) -> float:
         """The wave's speed (Å/fs) from the continuum's Voigt constants in the mesh's axes (GPa)."""
@@ -135,6 +147,11 @@ class DynamicsConfig:
         for name in ("steps", "log_every", "frames_every", "checkpoint_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"dynamics.{name} = {getattr(self, name)!r}: expected a positive number of steps")
+        if self.frames_every % self.log_every:
+            raise ValueError(f"dynamics.frames_every = {self.frames_every}: expected a multiple of dynamics.log_every "
+                             f"({self.log_every}; frames are written at thermo lines)")
+        if self.seed < 0:
+            raise ValueError(f"dynamics.seed = {self.seed}: expected an integer >= 0")
         if not (np.isfinite(self.temperature_K) and self.temperature_K >= 0):
             raise ValueError(f"dynamics.temperature_K = {self.temperature_K!r}: expected a temperature >= 0 K")
         for name in ("damping_per_fs", "stadium_A"):
@@ -180,10 +197,14 @@ class CoupledDynamicsCase(CoupledCase):
             if loose:
                 raise ValueError(f"dynamics.velocity on {load.boundary!r}: component(s) {loose} are free in its "
                                  "displacement condition; a velocity load moves held components only")
-        on_held = sorted(set(d.dashpots) & set(held))
+        on_held = sorted(f for f in d.dashpots if f in held and "free" not in held[f].value_A)
         if on_held:
-            raise ValueError(f"dynamics.dashpots = {list(d.dashpots)}: {on_held} are held by displacement conditions, "
-                             "where a dashpot does nothing; put dashpots on faces that move")
+            raise ValueError(f"dynamics.dashpots = {list(d.dashpots)}: {on_held} are held in all three components by "
+                             "displacement conditions, where a dashpot does nothing; put dashpots on faces that move")
+        moved = [load.boundary for load in d.velocity]
+        if len(set(moved)) != len(moved):
+            raise ValueError(f"dynamics.velocity: boundaries {moved}: each boundary moves at one velocity (one "
+                             "[[dynamics.velocity]] table per boundary)")
 
 
 def run(case: CoupledDynamicsCase, ctx: RunContext) -> dict:
@@ -213,6 +234,7 @@ def _dynamics(case: CoupledDynamicsCase, body, problem, comm):
 
 def _run(case: CoupledDynamicsCase, ctx: RunContext, comm) -> dict:
     from dolfinx import fem
+    from mpi4py import MPI
 
     from continuum.output import FieldWriter
     from coupling.dynamics import Pulse
@@ -274,9 +296,12 @@ def _run(case: CoupledDynamicsCase, ctx: RunContext, comm) -> dict:
     with FieldWriter(problem, out / "fields", case.output.format, velocity=velocity) as writer:
         if meta is None:
             dynamics.set_temperature(dyn_cfg.temperature_K, seed=dyn_cfg.seed)
-            if pulse is not None:
+            if pulse is not None:  # a bar wave about the middle of the body's section
+                x = problem.domain.mesh.geometry.x
+                centre = 0.5 * (comm.allreduce(x.min(axis=0), op=MPI.MIN) + comm.allreduce(x.max(axis=0), op=MPI.MAX))
                 dynamics.launch(Pulse(AXES.index(pulse.axis), pulse.centre_A, pulse.width_A, pulse.amplitude_A,
-                                      pulse.wavelength_A, pulse.direction), speed)
+                                      pulse.wavelength_A, pulse.direction, lateral=pulse.lateral(body.tensor.C),
+                                      lateral_centre_A=tuple(float(c) for c in centre)), speed)
             rows = [row()]
             rows[0]["drift_eV"] = 0.0
             fields(writer)
