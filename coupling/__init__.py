@@ -5,8 +5,9 @@ side: :class:`AtomisticRegion`, its energy, gradient and preconditioner, no mesh
 (atoms <-> finite elements, N and N^T, in parallel), ``interface_atoms`` (a cohesive interface's
 part under the atoms), ``precondition`` (the exponential preconditioner), ``problem``
 (:class:`CoupledProblem`: a continuum problem and a region, one energy, Newton), ``dynamics``
-(:class:`CoupledDynamics`: the same energy and the lumped kinetic energy, velocity Verlet, with
-:class:`Thermostat`, :class:`Stadium`, :class:`VelocityLoad` and :class:`Pulse`), ``materials``
+(:class:`CoupledDynamics`: the same energy and the lumped kinetic energy, B A O A B), its
+``dynamics_settings`` (:class:`Thermostat`, :class:`Stadium`, :class:`VelocityLoad`,
+:class:`Pulse`), ``materials``
 (the continuum material from the NN-PES) and ``cohesive_law`` (the interface law from the
 NN-PES), ``errors`` (:class:`CouplingInputError`).
 
@@ -26,10 +27,10 @@ _EXPORTS = {
     "CoupledProblem": "problem",
     "CoupledDynamics": "dynamics",
     "crystal_density_amu_A3": "dynamics",
-    "Thermostat": "dynamics",
-    "Stadium": "dynamics",
-    "VelocityLoad": "dynamics",
-    "Pulse": "dynamics",
+    "Thermostat": "dynamics_settings",
+    "Stadium": "dynamics_settings",
+    "VelocityLoad": "dynamics_settings",
+    "Pulse": "dynamics_settings",
     "CrystalMaterial": "materials",
     "crystal_material": "materials",
     "SeparationCurve": "cohesive_law",

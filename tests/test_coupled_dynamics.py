@@ -295,7 +295,8 @@ def test_a_killed_run_resumes_bit_for_bit(tmp_path):
     are rewritten to the same sizes; resuming with other settings exits 2."""
     import json
     import signal
-    import time
+
+    from .test_fe_resume import kill_when
 
     bin_dir = Path(sys.executable).parent
     swaps = (("temperature_K = 50.0", 'temperature_K = 300.0\nthermostat = "langevin"\nstadium_A = 4.0\n'
@@ -307,22 +308,9 @@ def test_a_killed_run_resumes_bit_for_bit(tmp_path):
     whole, parted = tmp_path / "whole", tmp_path / "parted"
     done = subprocess.run([*command, str(whole)], env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
-    proc = subprocess.Popen([*command, str(parted)], env=env, start_new_session=True, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    meta, deadline = parted / "checkpoint" / "checkpoint.json", time.monotonic() + 300
-    try:
-        while time.monotonic() < deadline and proc.poll() is None:
-            try:
-                if json.loads(meta.read_text())["step"] >= 100:
-                    break
-            except (OSError, ValueError, KeyError):
-                pass
-            time.sleep(0.02)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=60)
-    assert proc.returncode == -signal.SIGKILL, "the run was not killed part way"
+    meta = parted / "checkpoint" / "checkpoint.json"
+    returncode, _ = kill_when([*command, str(parted)], lambda: json.loads(meta.read_text())["step"] >= 100)
+    assert returncode == -signal.SIGKILL, "the run was not killed part way"
     step = json.loads(meta.read_text())["step"]
     done = subprocess.run([*command, str(parted), "--resume"], env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]

@@ -55,18 +55,18 @@ def run(case: Path, out: Path, *, ranks: int = 1, resume: bool = False) -> subpr
     return done
 
 
-def run_killed(case: Path, out: Path, *, ranks: int = 1, after_steps: int = 1) -> None:
-    """Start the run and SIGKILL its whole process group once report.json counts ``after_steps``
-    load steps (it is written last in a step, after the checkpoint and load.csv): the run is
-    stopped part way, and leaves its load curve so far."""
+def kill_when(cmd: list[str], ready, timeout_s: float = 300) -> tuple[int, str]:
+    """Start ``cmd`` (one thread per process) in its own process group and SIGKILL the group as
+    soon as ``ready()`` holds (a ``ready`` that cannot read its file yet counts as not ready);
+    the return code and stderr."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen(command(case, out, ranks=ranks), env=env, start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 300
+    proc = subprocess.Popen(cmd, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True)
+    deadline = time.monotonic() + timeout_s
     try:
         while time.monotonic() < deadline and proc.poll() is None:
             try:
-                if json.loads((out / "report.json").read_text())["steps"] >= after_steps:
+                if ready():
                     break
             except (OSError, ValueError, KeyError):
                 pass
@@ -74,8 +74,17 @@ def run_killed(case: Path, out: Path, *, ranks: int = 1, after_steps: int = 1) -
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=60)
-    assert proc.returncode == -signal.SIGKILL, f"the run was not killed part way: {proc.stderr.read()[-2000:]}"
+        _, stderr = proc.communicate(timeout=60)
+    return proc.returncode, stderr
+
+
+def run_killed(case: Path, out: Path, *, ranks: int = 1, after_steps: int = 1) -> None:
+    """Start the run and SIGKILL its whole process group once report.json counts ``after_steps``
+    load steps (it is written last in a step, after the checkpoint and load.csv): the run is
+    stopped part way, and leaves its load curve so far."""
+    returncode, stderr = kill_when(command(case, out, ranks=ranks),
+                                   lambda: json.loads((out / "report.json").read_text())["steps"] >= after_steps)
+    assert returncode == -signal.SIGKILL, f"the run was not killed part way: {stderr[-2000:]}"
     report = json.loads((out / "report.json").read_text())
     assert report["finished"] is False  # the load curve so far, marked unfinished
     rows = len((out / "load.csv").read_text().splitlines()) - 1

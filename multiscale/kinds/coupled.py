@@ -150,14 +150,22 @@ def build_problem(case: CoupledCase, body: fe_build.Body, comm):
     return problem
 
 
+def open_run(case: CoupledCase, ctx: RunContext, comm):
+    """A coupled run's start: its checkpoints (opened for ``ctx.resume``), body and problem, or
+    ``(checkpoints, None, None)`` when a resumed run had already finished."""
+    checkpoints = Checkpoints.open(case, ctx, comm)
+    if checkpoints.finished:
+        return checkpoints, None, None
+    body = fe_build.build_body(case, ctx.case_dir, comm)
+    return checkpoints, body, build_problem(case, body, comm)
+
+
 def _run(case: CoupledCase, ctx: RunContext, comm) -> dict:
     report = Report(case)
     out = ctx.out
-    checkpoints = Checkpoints.open(case, ctx, comm)
+    checkpoints, body, problem = open_run(case, ctx, comm)
     if checkpoints.finished:
         return checkpoints.finished_report(out)
-    body = fe_build.build_body(case, ctx.case_dir, comm)
-    problem = build_problem(case, body, comm)
     regions = problem.regions()
     trajectory = out / "atoms.extxyz"
     if comm.rank == 0:

@@ -44,10 +44,10 @@ import numpy as np
 from atomistic.errors import MDBlowUp
 
 from .. import fe_build
-from ..fe_checkpoint import Checkpoints, layout
+from ..fe_checkpoint import layout
 from ..outputs import Report, write_extxyz, write_rows
 from . import Kind, RunContext
-from .coupled import CoupledCase, build_problem
+from .coupled import CoupledCase, open_run
 
 log = logging.getLogger(__name__)
 
@@ -240,11 +240,9 @@ def _run(case: CoupledDynamicsCase, ctx: RunContext, comm) -> dict:
     from coupling.dynamics import Pulse
 
     report, out, dyn_cfg = Report(case), ctx.out, case.dynamics
-    checkpoints = Checkpoints.open(case, ctx, comm)
+    checkpoints, body, problem = open_run(case, ctx, comm)
     if checkpoints.finished:
         return checkpoints.finished_report(out)
-    body = fe_build.build_body(case, ctx.case_dir, comm)
-    problem = build_problem(case, body, comm)
     t0 = time.perf_counter()
     problem.solve(case.solver.steps)
     report.timings_s["static"] = time.perf_counter() - t0
@@ -400,7 +398,7 @@ class _TemperatureProfile:
     def __init__(self, dynamics):
         self.dynamics = dynamics
         p = dynamics.problem
-        self.distance = dynamics._free_atom_distance_A() if p.on_atoms else None
+        self.distance = dynamics.free_atom_distance_A() if p.on_atoms else None
         self.sum = np.zeros(p.n_free if p.on_atoms else 0)
         self.samples = 0
 
