@@ -63,9 +63,11 @@ def extxyz_text(frames: Atoms | Sequence[Atoms], *, exact: bool = False) -> str:
     the text gives the very numbers that were written (data that is trained on, then re-read
     by a resumed run)."""
     frames = [frames] if isinstance(frames, Atoms) else list(frames)
+    # parallel=False: under MPI, ASE's writer would broadcast from rank 0 to every rank, and the
+    # callers write on one rank only (the other ranks' next collective would receive it)
     if not exact:
         buf = io.StringIO()
-        write(buf, frames, format="extxyz")
+        write(buf, frames, format="extxyz", parallel=False)
         return buf.getvalue()
     return "".join(_exact_record(a) for a in frames)
 
@@ -74,7 +76,7 @@ def _exact_record(atoms: Atoms) -> str:
     from ase.io.extxyz import REV_PROPERTY_NAME_MAP, key_val_str_to_dict, save_calc_results
 
     buf = io.StringIO()
-    write(buf, atoms, format="extxyz")
+    write(buf, atoms, format="extxyz", parallel=False)
     lines = buf.getvalue().splitlines(keepends=True)
     full = atoms.copy()  # the arrays ASE wrote from: the atoms' own and the calculator's per-atom results
     save_calc_results(full, atoms.calc, calc_prefix="")

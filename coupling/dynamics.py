@@ -34,7 +34,7 @@ M_k) xi``, ``c = exp(-gamma_k dt)``, unconditionally stable. The frictions add u
   up after 2 to 6 ps. The heat they take is the bath's, and the stadium (at the thermostat's
   temperature) keeps the core's edge at temperature. Even so, over tens of ps the rare large
   fluctuation finds the Cauchy-Born energy's non-convex range; hot runs of many ps want a
-  linear-elastic continuum (``cases/cu_dynamics/hot_bar.toml`` says more);
+  linear-elastic continuum (``cases/dynamics/hot_bar.toml`` says more);
 - dashpots on outer faces of the continuum (Lysmer & Kuhlemeyer): ``-Z_n v_n - Z_t v_t`` per
   area, ``Z = sqrt(rho C)`` with the normal and shear stiffness of the crystal across the face,
   lumped on the nodes by their share of the face's area: a plane wave arriving at normal
@@ -130,8 +130,10 @@ class CoupledDynamics:
         self._check_constraints()
         self.v = p.z.duplicate()  # velocities of the unknowns, Å per ASE time unit
         self.v.set(0.0)
+        self.gradient = p.z.duplicate()  # dPi/dz (eV/Å) at the current unknowns, every row
         self.force = p.z.duplicate()
         self._work = p.z.duplicate()
+        self._boundary_dofs: dict[str, list[np.ndarray]] = {}
         if not (isinstance(seed, (int, np.integer)) and seed >= 0):
             raise CouplingInputError(f"seed = {seed!r}: expected an integer >= 0")
         # the baths' noise: its own stream of the seed (set_temperature draws from the seed itself), drawn
@@ -255,7 +257,7 @@ class CoupledDynamics:
         if dead > 0.05 and self.thermostat is not None:
             log.warning("the ghost-force correction puts constant forces of up to %.3g eV/Å on free atoms: a dead "
                         "load, a potential unbounded below; at finite temperature it can pull a surface atom off "
-                        "(cases/cu_dynamics/hot_bar.toml). Consider ghost_force_correction=False for hot runs", dead)
+                        "(cases/dynamics/hot_bar.toml). Consider ghost_force_correction=False for hot runs", dead)
         if self.thermostat is not None:  # the nodes that carry atoms, at 0 K (see the module's documentation)
             friction[: p.n_fe][self._carries_atoms[: p.n_fe] & self._free[: p.n_fe]] += 1.0 / self.thermostat.time_fs
         if dashpots:
@@ -508,10 +510,22 @@ class CoupledDynamics:
         """``force = -dPi/dz`` at the current unknowns, zero on the constrained ones; the gradient
         on the moved unknowns kept for the boundary work."""
         p = self.problem
-        p.gradient_into(p.z, self.force)
-        self._g_moved = self.force.array_r[self._moved].copy()
+        p.gradient_into(p.z, self.gradient)
+        self._g_moved = self.gradient.array_r[self._moved].copy()
+        self.gradient.copy(self.force)
         self.force.scale(-1.0)
         self.force.array[~self._free] = 0.0
+
+    def boundary_force(self, boundary: str) -> np.ndarray:
+        """The force (eV/Å, x y z) that holds or moves ``boundary``: ``dPi/dz`` summed over its
+        unknowns at the current state (the ``coupled`` kind's reaction; the boundary's own nodes'
+        inertia left out), over all ranks (collective). Times the boundary's velocity it is the
+        rate of the boundary work."""
+        if boundary not in self._boundary_dofs:
+            self._boundary_dofs[boundary] = self.problem.continuum.boundary_dofs(boundary, "boundary")
+        g = self.gradient.array_r
+        local = np.array([g[dofs].sum() for dofs in self._boundary_dofs[boundary]])
+        return self.problem.comm.allreduce(local, op=MPI.SUM)
 
     def _kick(self) -> None:
         self._work.pointwiseMult(self.force, self.inverse_mass)

@@ -5,6 +5,13 @@ Run a case file::
     from multiscale import load_case, run_case
     report = run_case("cases/cu_md/nvt.toml")
 
+Step through a run in time (``coupled_dynamics``), a thermo line at a time::
+
+    from multiscale import irun, load_case
+    steps = irun(load_case("cases/dynamics/debonding_bars.toml"), "cases/dynamics")
+    for step in steps:
+        print(step.time_fs, step.thermo["hamiltonian_eV"])
+
 Build a coupling of your own from the library's pieces (``docs/python-api.md`` walks through
 one): :mod:`atomistic` (the NN-PES), :mod:`continuum` (DOLFINx bodies), :mod:`coupling`
 (handshake, atomistic region, coupled problem, cohesive law and materials from the NN-PES).
@@ -13,8 +20,8 @@ Case kinds live in :mod:`multiscale.kinds`, one module each, registered in ``KIN
 
 __version__ = "0.1.0"
 
-from .api import load_case, run, run_case  # noqa: E402
-from .kinds import KINDS, Kind, RunContext  # noqa: E402
+from .api import Steps, irun, load_case, run, run_case  # noqa: E402
+from .kinds import KINDS, Kind, OutputStep, RunContext  # noqa: E402
 from .schema import CaseError  # noqa: E402
 
-__all__ = ["KINDS", "CaseError", "Kind", "RunContext", "load_case", "run", "run_case"]
+__all__ = ["KINDS", "CaseError", "Kind", "OutputStep", "RunContext", "Steps", "irun", "load_case", "run", "run_case"]

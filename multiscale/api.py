@@ -10,10 +10,10 @@ import os
 from pathlib import Path
 
 from .case_file import load_case
-from .kinds import KINDS, RunContext
+from .kinds import KINDS, OutputStep, RunContext
 from .schema import CaseError
 
-__all__ = ["check_case", "load_case", "run", "run_case"]
+__all__ = ["OutputStep", "Steps", "check_case", "irun", "load_case", "run", "run_case"]
 
 #: environment variables that MPI launchers set to the number of ranks (MPICH/Hydra, Open MPI)
 _WORLD_SIZE = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE")
@@ -49,6 +49,56 @@ def run(case, case_dir: str | Path = ".", *, resume: bool = False, output: str |
     Outputs go to ``output``, else the case's ``[output] dir``, else ``runs/<name>``. ``resume``
     continues an interrupted run from its checkpoints; a kind that cannot resume refuses it.
     """
+    kind, context = _prepare(case, case_dir, resume, output, progress)
+    return kind.run(case, context)
+
+
+class Steps:
+    """The iterator :func:`irun` returns: its items are :class:`~multiscale.kinds.OutputStep`;
+    once it is exhausted, :attr:`report` holds the run's report (None before). Leaving the loop
+    early (``break``) stops the run there: the checkpoints written so far stay, and ``resume=True``
+    continues from the last of them. Under ``mpiexec``, every rank must iterate alike."""
+
+    def __init__(self, steps):
+        self._steps = steps
+        self.report: dict | None = None
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> OutputStep:
+        try:
+            return next(self._steps)
+        except StopIteration as stop:
+            self.report = stop.value
+            raise
+
+    def close(self) -> None:
+        """Stop the run here (what leaving a ``for`` loop over it does once it is collected)."""
+        self._steps.close()
+
+
+def irun(case, case_dir: str | Path = ".", *, resume: bool = False, output: str | Path | None = None,
+         progress: bool = True) -> Steps:
+    """:func:`run` as an iterator over the run's output steps (a thermo line each, t = 0 included),
+    for the kinds that step in time (``coupled_dynamics``)::
+
+        steps = irun(load_case("cases/dynamics/debonding_bars.toml"), "cases/dynamics", output="runs/x")
+        for step in steps:
+            print(step.time_fs, step.thermo["hamiltonian_eV"], step.state.free_atom_temperature_K())
+        report = steps.report
+
+    Every output file is written as by :func:`run`, and the errors :func:`run` raises are raised
+    by the iteration (a kind without output steps is refused here)."""
+    kind, context = _prepare(case, case_dir, resume, output, progress)
+    if kind.iterate is None:
+        raise CaseError(f"irun: kind {case.kind!r} has no output steps to yield; use run() (kinds that do: "
+                        f"{', '.join(sorted(k for k, v in KINDS.items() if v.iterate is not None))})")
+    return Steps(kind.iterate(case, context))
+
+
+def _prepare(case, case_dir, resume: bool, output, progress: bool):
+    """The kind of ``case`` and the run's context, after the checks every run makes first."""
     kind = KINDS[case.kind]
     ranks = launched_ranks()
     if ranks > 1 and not kind.parallel:
@@ -66,7 +116,7 @@ def run(case, case_dir: str | Path = ".", *, resume: bool = False, output: str |
 
         check_files(case, Path(case_dir))
     out = Path(output or case.output.dir or Path("runs") / case.name)
-    return kind.run(case, RunContext(case_dir=Path(case_dir), out=out, resume=resume, progress=progress))
+    return kind, RunContext(case_dir=Path(case_dir), out=out, resume=resume, progress=progress)
 
 
 def check_case(path: str | Path):

@@ -159,7 +159,7 @@ def build_structures(cfg, case_dir: Path) -> list[Atoms]:
         if not path.is_file():
             raise CaseError(f"structure.file: {path} not found")
         try:
-            base = read(path, index=cfg.index)
+            base = read(path, index=cfg.index, parallel=False)
         except Exception as exc:  # ASE raises many types for unreadable files
             raise CaseError(f"structure.file: cannot read {path} ({type(exc).__name__}: {exc})") from None
     elif cfg.molecule is not None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -392,6 +393,22 @@ def run_on_every_rank(body, case, ctx):
         return body(case, ctx, comm)
 
 
+ABORT_GRACE_S = 1.0  # s between an unexpected error's report and MPI Abort
+
+
+def iterate_on_every_rank(body, case, ctx):
+    """:func:`run_on_every_rank` for a generator ``body(case, ctx, comm)``: yields what it yields,
+    returns what it returns."""
+    from continuum.backend import load_dolfinx
+
+    load_dolfinx()
+    from mpi4py import MPI
+
+    comm = MPI.COMM_WORLD
+    with abort_other_ranks(comm):
+        return (yield from body(case, ctx, comm))
+
+
 @contextmanager
 def abort_other_ranks(comm):
     """An unexpected error on one rank ends every rank (MPI Abort) instead of leaving them hanging;
@@ -407,7 +424,8 @@ def abort_other_ranks(comm):
         from .errors import INPUT_ERRORS
 
         if comm.size > 1 and not isinstance(exc, (*INPUT_ERRORS, ContinuumSolveError, MDBlowUp)):
-            log.error("rank %d: %s: %s; aborting all ranks", comm.rank, type(exc).__name__, exc)
+            log.error("rank %d: %s: %s; aborting all ranks", comm.rank, type(exc).__name__, exc, exc_info=exc)
             sys.stderr.flush()
+            time.sleep(ABORT_GRACE_S)  # MPICH's launcher drops a rank's last output if Abort kills it first
             comm.Abort(1)
         raise

@@ -24,8 +24,9 @@ SKIP = ("wall_s", "timings_s", "timings", "seconds", "_s_this_run", "oracle_seco
 
 def shipped_cases() -> list[Path]:
     cases = ROOT / "cases"
-    return sorted(p for p in [*cases.glob("cu_*/*.toml"), *cases.glob("active_learning/*.toml"),
-                              *cases.glob("multistate/*.toml")] if "cu_emt" not in str(p))
+    found = [*cases.glob("cu_*/*.toml"), *cases.glob("dynamics/*.toml"), *cases.glob("active_learning/*.toml"),
+             *cases.glob("multistate/*.toml")]
+    return sorted(p for p in found if "cu_emt" not in str(p))
 
 
 def numbers(report, prefix: str = "") -> dict[str, float]:

@@ -40,6 +40,16 @@ def tiny(case):
         return replace(case, mesh=mesh, atoms=atoms, solver=replace(case.solver, steps=5, opening_A=1.0))
     if case.kind == "coupled":
         return replace(case, solver=replace(case.solver, steps=2))
+    if case.kind == "coupled_dynamics" and case.interface is not None and case.dynamics.velocity:
+        # debonding: a section of 3 x 3 lattice constants, pulled 10 times faster (at 1 Å/ps the bar wave
+        # the moved end sends, rho c_bar v = 2.6 GPa, is above the interface's strength: it parts in 3 ps)
+        lengths, upper, a0 = case.mesh.lengths_A, case.atoms.upper_A, case.mesh.lengths_A[1] / case.mesh.divisions[1]
+        mesh = replace(case.mesh, lengths_A=(lengths[0], 3 * a0, 3 * a0), divisions=(case.mesh.divisions[0], 3, 3))
+        atoms = replace(case.atoms, upper_A=(upper[0], 3 * a0 + 1.0, 3 * a0 + 1.0))
+        velocity = tuple(replace(v, velocity_A_ps=tuple(10.0 * c for c in v.velocity_A_ps))
+                         for v in case.dynamics.velocity)
+        return replace(case, mesh=mesh, atoms=atoms, dynamics=replace(case.dynamics, steps=1000, frames_every=500,
+                                                                      log_every=10, velocity=velocity))
     if case.kind == "coupled_dynamics":
         return replace(case, dynamics=replace(case.dynamics, steps=200, frames_every=100, log_every=10))
     if case.kind == "active_learning":
@@ -60,6 +70,36 @@ def tiny(case):
     return case
 
 
+def check_debonding(case, report: dict, rows: list[dict], out: Path) -> None:
+    """A bar pulled apart at its end (the debonding case's CI variant): until the wave it sends
+    comes back, the moved end feels the bar's impedance, ``A sqrt(rho E_x) v`` (a bar wave: free
+    lateral surfaces); the force along the pull times the end's velocity is the rate of the
+    boundary's work; the interface parts and takes up ``W_sep`` times its area."""
+    from ase import units
+
+    s, load = report["debonding"], case.dynamics.velocity[0]
+    t = np.array([float(r["time_fs"]) for r in rows])
+    force = np.array([float(r["reaction_xmax_x_eV_A"]) for r in rows])
+    speed = np.minimum(t / load.ramp_fs, 1.0) * load.velocity_A_ps[0] * 1e-3  # Å/fs
+    work = np.concatenate([[0.0], np.cumsum(0.5 * (force[1:] * speed[1:] + force[:-1] * speed[:-1]) * np.diff(t))])
+    recorded = np.array([float(r["boundary_work_eV"]) for r in rows])
+    print(f"boundary work {recorded[-1]:.4g} eV; from the force at the thermo lines {work[-1]:.4g} eV")
+    assert work[-1] == pytest.approx(recorded[-1], rel=0.02)
+    young = 1.0 / np.linalg.inv(np.asarray(report["C_GPa"]))[0, 0] * units.GPa  # eV/Å^3
+    rho = report["density_amu_A3"] / (units.fs**2)  # eV fs^2 / Å^5
+    c = np.sqrt(young / rho)  # Å/fs
+    impedance = s["area_A2"] * np.sqrt(young * rho) * load.velocity_A_ps[0] * 1e-3  # eV/Å
+    back = 2 * (case.mesh.lengths_A[0] - case.mesh.split_x_A) / c  # fs: to the interface and back
+    window = (t > load.ramp_fs + 100.0) & (t < back)
+    measured = float(np.mean(force[window] - force[0]))
+    print(f"the moved end's force {measured:.4g} eV/Å from {load.ramp_fs + 100:g} to {back:.0f} fs; A sqrt(rho E) v "
+          f"= {impedance:.4g} eV/Å; the law's peak times the area {s['law_peak_force_eV_A']:.4g} eV/Å")
+    assert window.sum() >= 5 and measured == pytest.approx(impedance, rel=0.1)
+    assert s["separated_at_fs"] is not None
+    assert s["final_interface_energy_eV"] == pytest.approx(s["W_sep_times_area_eV"], rel=0.01)
+    assert (out / "debonding.png").exists()
+
+
 def run_tiny(path: Path, out: Path) -> dict:
     """Run the case file at ``path`` in its CI-sized variant, outputs in ``out``; its report."""
     from multiscale.api import run
@@ -68,6 +108,7 @@ def run_tiny(path: Path, out: Path) -> dict:
 
 
 @pytest.mark.parametrize("path", sorted(p.relative_to(CASES) for p in [*CASES.glob("cu_*/*.toml"),
+                                                                         *CASES.glob("dynamics/*.toml"),
                                                                          *CASES.glob("active_learning/*.toml"),
                                                                          *CASES.glob("multistate/*.toml")]
                                         if "cu_emt" not in str(p)), ids=str)
@@ -132,10 +173,14 @@ def test_case_runs(path, tmp_path):
 
         rows = list(csv.DictReader(open(tmp_path / "thermo.csv")))
         drift = np.array([float(r["drift_eV"]) for r in rows])
-        assert len(rows) == 21 and np.abs(drift).max() < 1e-2 * report["initial_kinetic_eV"]
-        assert float(rows[0]["free_atoms_K"]) == pytest.approx(case.dynamics.temperature_K)
+        d = case.dynamics
+        assert len(rows) == d.steps // d.log_every + 1
+        assert np.abs(drift).max() < 1e-2 * max(report["initial_kinetic_eV"], report["boundary_work_eV"])
+        assert float(rows[0]["free_atoms_K"]) == pytest.approx(d.temperature_K)
         frames = read(tmp_path / "atoms.extxyz", index=":")
-        assert len(frames) == 3 and np.abs(frames[-1].get_velocities()).max() > 0
+        assert len(frames) == d.steps // d.frames_every + 1 and np.abs(frames[-1].get_velocities()).max() > 0
+        if "debonding" in report:
+            check_debonding(case, report, rows, tmp_path)
         assert (tmp_path / "energy.png").exists() and (tmp_path / "fields" / "displacement.bp").is_dir()
         if case.dynamics.thermostat != "none":  # the bath's exchange is in the conserved energy; the profile is drawn
             assert abs(report["bath_eV"]) > 10 * np.abs(drift).max()

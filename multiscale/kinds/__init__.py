@@ -33,16 +33,42 @@ class RunContext:
 
 
 @dataclass(frozen=True)
+class OutputStep:
+    """What :func:`multiscale.api.irun` yields at every output step of a run: the ``step`` and the
+    time (``time_fs``) it reached, its ``thermo`` line (the row written to ``thermo.csv``: energies
+    in eV, temperatures in K) and the live ``state`` of the run (for ``coupled_dynamics``, the
+    :class:`~coupling.dynamics.CoupledDynamics`: ``state.atoms()``, ``state.nodal_velocity()``,
+    ``state.problem``). Read the state, don't change it; it moves on at the next step."""
+
+    step: int
+    time_fs: float
+    thermo: dict
+    state: object
+
+
+def drain(steps):
+    """Run the generator ``steps`` to its end; its return value (a kind's report)."""
+    while True:
+        try:
+            next(steps)
+        except StopIteration as stop:
+            return stop.value
+
+
+@dataclass(frozen=True)
 class Kind:
     """A case kind: its ``name`` (the case file's ``kind``), its ``case`` class, its ``run``,
-    whether an interrupted run can be continued with ``--resume`` (``resumable``) and whether it
-    runs on several MPI ranks (``parallel``; the others run in one process and refuse mpiexec)."""
+    whether an interrupted run can be continued with ``--resume`` (``resumable``), whether it
+    runs on several MPI ranks (``parallel``; the others run in one process and refuse mpiexec)
+    and, for kinds that step in time, ``iterate(case, context)``: a generator of
+    :class:`OutputStep` that returns the report (what :func:`multiscale.api.irun` drives)."""
 
     name: str
     case: type
     run: Callable[[object, RunContext], dict]
     resumable: bool = False
     parallel: bool = False
+    iterate: Callable | None = None
 
 
 @cache

@@ -35,6 +35,7 @@ from __future__ import annotations
 import logging
 import shutil
 import time
+from collections.abc import Generator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, Literal
@@ -43,10 +44,10 @@ import numpy as np
 
 from atomistic.errors import MDBlowUp
 
-from .. import fe_build
+from .. import dynamic_pull, fe_build
 from ..fe_checkpoint import layout
 from ..outputs import Report, write_extxyz, write_rows
-from . import Kind, RunContext
+from . import Kind, OutputStep, RunContext, drain
 from .coupled import CoupledCase, open_run
 
 log = logging.getLogger(__name__)
@@ -208,7 +209,13 @@ class CoupledDynamicsCase(CoupledCase):
 
 
 def run(case: CoupledDynamicsCase, ctx: RunContext) -> dict:
-    return fe_build.run_on_every_rank(_run, case, ctx)
+    return drain(iterate(case, ctx))
+
+
+def iterate(case: CoupledDynamicsCase, ctx: RunContext):
+    """The run as a generator: an :class:`~multiscale.kinds.OutputStep` at every thermo line (t = 0
+    included, unless resumed); returns the report."""
+    return (yield from fe_build.iterate_on_every_rank(_run, case, ctx))
 
 
 def _dynamics(case: CoupledDynamicsCase, body, problem, comm):
@@ -232,7 +239,7 @@ def _dynamics(case: CoupledDynamicsCase, body, problem, comm):
     return dynamics, density
 
 
-def _run(case: CoupledDynamicsCase, ctx: RunContext, comm) -> dict:
+def _run(case: CoupledDynamicsCase, ctx: RunContext, comm) -> Generator[OutputStep, None, dict]:
     from dolfinx import fem
     from mpi4py import MPI
 
@@ -254,6 +261,7 @@ def _run(case: CoupledDynamicsCase, ctx: RunContext, comm) -> dict:
     trajectory = out / "atoms.extxyz"
     velocity = fem.Function(problem.V, name="velocity_A_fs")
     profile = _TemperatureProfile(dynamics) if (dyn_cfg.thermostat != "none" or dyn_cfg.stadium_A > 0) else None
+    watched = (body.pulled, tuple(body.interfaces))
 
     def frame() -> None:
         snapshot = dynamics.atoms()
@@ -271,7 +279,11 @@ def _run(case: CoupledDynamicsCase, ctx: RunContext, comm) -> dict:
         skip = ("hamiltonian", "total", "bath", "boundary_work", "conserved")
         return {"time_fs": dynamics.time_fs, "step": dynamics.steps_done,
                 **{f"{k}_eV": v for k, v in e.items() if k not in skip},
-                **{f"{k}_eV": e[k] for k in skip}, "free_atoms_K": dynamics.free_atom_temperature_K()}
+                **{f"{k}_eV": e[k] for k in skip}, "free_atoms_K": dynamics.free_atom_temperature_K(),
+                **dynamic_pull.columns(dynamics, *watched)}
+
+    def output_step() -> OutputStep:
+        return OutputStep(dynamics.steps_done, dynamics.time_fs, dict(rows[-1]), dynamics)
 
     def save(written: bool) -> None:
         local, shared = dynamics.state()
@@ -305,6 +317,7 @@ def _run(case: CoupledDynamicsCase, ctx: RunContext, comm) -> dict:
             fields(writer)
             frame()
             save(written=True)
+            yield output_step()
         else:
             checkpoints.check_layout(problem)
             for _, _, file in meta["written"]:  # the fields so far, again
@@ -347,6 +360,7 @@ def _run(case: CoupledDynamicsCase, ctx: RunContext, comm) -> dict:
             if written or done - saved >= dyn_cfg.checkpoint_every:
                 save(written)
                 saved = done
+            yield output_step()
     report.timings_s["dynamics"] = time.perf_counter() - t0
     results = _results(case, body, problem, dynamics, density, rows, kinetic0, report, comm)
     if comm.rank == 0:
@@ -354,6 +368,11 @@ def _run(case: CoupledDynamicsCase, ctx: RunContext, comm) -> dict:
         _energy_plot(out / "energy.png", rows, case.name)
     if profile is not None:
         results["temperature_profile"] = profile.summary(out / "temperature.png", case, comm)
+    pull = dynamic_pull.debonding(rows, case, body.interfaces)
+    if pull is not None:
+        results["debonding"] = dynamic_pull.report(pull)
+        if comm.rank == 0:
+            dynamic_pull.debonding_plot(out / "debonding.png", pull, case.name)
     written = report.write(out, {**results, "finished": True}, on_this_rank=comm.rank == 0)
     checkpoints.finish()
     return written
@@ -381,7 +400,8 @@ def _results(case, body, problem, dynamics, density, rows, kinetic0, report, com
     half = rows[len(rows) // 2:]
     temperature = np.array([r["free_atoms_K"] for r in half])
     return {"ranks": comm.size, "atoms": problem.regions(), "lattice_constant_A": body.a0_A,
-            "density_amu_A3": density, "timestep_fs": dynamics.timestep_fs, "steps": dynamics.steps_done,
+            "C_GPa": np.round(body.tensor.C, 4).tolist(), "density_amu_A3": density,
+            "timestep_fs": dynamics.timestep_fs, "steps": dynamics.steps_done,
             "time_fs": dynamics.time_fs, "initial_kinetic_eV": kinetic0, "final": rows[-1],
             "drift": {"slope_eV_ps": slope, "largest_eV": float(np.abs(drift).max()),
                       "slope_per_ps_over_initial_kinetic": slope / kinetic0 if kinetic0 > 0 else None},
@@ -516,4 +536,4 @@ def _energy_plot(path, rows: list[dict], name: str):
     return save_png(fig, path)
 
 
-KIND = Kind("coupled_dynamics", CoupledDynamicsCase, run, parallel=True, resumable=True)
+KIND = Kind("coupled_dynamics", CoupledDynamicsCase, run, parallel=True, resumable=True, iterate=iterate)
