@@ -55,9 +55,10 @@ def run(case, case_dir: str | Path = ".", *, resume: bool = False, output: str |
 
 class Steps:
     """The iterator :func:`irun` returns: its items are :class:`~multiscale.kinds.OutputStep`;
-    once it is exhausted, :attr:`report` holds the run's report (None before). Leaving the loop
-    early (``break``) stops the run there: the checkpoints written so far stay, and ``resume=True``
-    continues from the last of them. Under ``mpiexec``, every rank must iterate alike."""
+    once it is exhausted, :attr:`report` holds the run's report (None before). To stop early, leave
+    the loop and :meth:`close` it (or use it in a ``with`` block): the checkpoints written so far
+    stay, and ``resume=True`` continues from the last of them. Under ``mpiexec``, every rank must
+    iterate alike."""
 
     def __init__(self, steps):
         self._steps = steps
@@ -74,8 +75,15 @@ class Steps:
             raise
 
     def close(self) -> None:
-        """Stop the run here (what leaving a ``for`` loop over it does once it is collected)."""
+        """Stop the run here: its output files are closed, its checkpoints stay (what happens to
+        an iterator left in a ``for`` loop once nothing refers to it)."""
         self._steps.close()
+
+    def __enter__(self) -> Steps:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 def irun(case, case_dir: str | Path = ".", *, resume: bool = False, output: str | Path | None = None,

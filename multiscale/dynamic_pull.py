@@ -42,10 +42,9 @@ def debonding(rows: list[dict], case, interfaces: dict) -> dict | None:
     """The pull's summary, or None without a velocity load or an interface: along the largest
     component of the first ``[[dynamics.velocity]]``, the force on the moved boundary and on every
     other displacement boundary (eV/Å, positive in tension) with their peaks up to the separation
-    and their times (fs); the
-    interface's energy (eV) against ``W_sep`` times its area (on a box split at x and pulled along
-    x), the time it separated (its energy at :data:`SEPARATED` of that) and the law's peak force
-    (its peak traction times the area, eV/Å) for comparison."""
+    and their times (fs); the interface's energy (eV) against ``W_sep`` times its area (on a box
+    split at x and pulled along x), the time it parted (its energy at :data:`SEPARATED` of that)
+    and the law's peak force (its peak traction times the area, eV/Å) for comparison."""
     from continuum.units import GPa
 
     if not case.dynamics.velocity or not interfaces or not rows:
