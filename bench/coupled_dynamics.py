@@ -36,10 +36,9 @@ from mpi4py import MPI  # noqa: E402
 
 from atomistic import load_potential  # noqa: E402
 from atomistic.md import MDSettings, MolecularDynamics  # noqa: E402
-from continuum.boundary import Displacement  # noqa: E402
 from coupling.dynamics import CoupledDynamics, crystal_density_amu_A3  # noqa: E402
 from coupling.problem import CoupledProblem  # noqa: E402
-from tests.coupling_cases import bar_atoms, bar_domain, bar_geometry, cu_crystal  # noqa: E402
+from tests.coupling_cases import bar_atoms, bar_domain, bar_geometry, cu_crystal, held_ends  # noqa: E402
 
 COMM = MPI.COMM_WORLD
 TIMESTEP_FS = 4.0
@@ -51,9 +50,8 @@ def coupled(model, material, a0: float, length: int, width: int, steps: int) -> 
     bar = bar_geometry(a0, handshake_A=5.0, core_cells=4, width_cells=width, length_cells=length)
     domain = bar_domain(COMM, bar)
     atoms = bar_atoms(bar) if COMM.rank == 0 else None
-    bcs = (Displacement("xmin", (0.0, 0.0, 0.0), ramp=False), Displacement("xmax", (0.0, 0.0, 0.0), ramp=False))
     problem = CoupledProblem(domain, {"body1": material}, atoms, model if COMM.rank == 0 else None, bar.handshake,
-                             bcs=bcs)
+                             bcs=held_ends())
     problem.solve(1)
     density = crystal_density_amu_A3(float(atomic_masses[atomic_numbers["Cu"]]), "fcc", a0)
     dynamics = CoupledDynamics(problem, density, TIMESTEP_FS)

@@ -131,7 +131,6 @@ class CoupledDynamics:
         self.v = p.z.duplicate()  # velocities of the unknowns, Å per ASE time unit
         self.v.set(0.0)
         self.gradient = p.z.duplicate()  # dPi/dz (eV/Å) at the current unknowns, every row
-        self.force = p.z.duplicate()
         self._work = p.z.duplicate()
         self._boundary_dofs: dict[str, list[np.ndarray]] = {}
         if not (isinstance(seed, (int, np.integer)) and seed >= 0):
@@ -507,14 +506,12 @@ class CoupledDynamics:
 
     # -- the integrator ------------------------------------------------------------------------------
     def _update_force(self) -> None:
-        """``force = -dPi/dz`` at the current unknowns, zero on the constrained ones; the gradient
-        on the moved unknowns kept for the boundary work."""
+        """``dPi/dz`` at the current unknowns (the force is its negative; the inverse mass, zero
+        on the constrained unknowns, keeps them still); the gradient on the moved unknowns kept
+        for the boundary work."""
         p = self.problem
         p.gradient_into(p.z, self.gradient)
         self._g_moved = self.gradient.array_r[self._moved].copy()
-        self.gradient.copy(self.force)
-        self.force.scale(-1.0)
-        self.force.array[~self._free] = 0.0
 
     def boundary_force(self, boundary: str) -> np.ndarray:
         """The force (eV/Å, x y z) that holds or moves ``boundary``: ``dPi/dz`` summed over its
@@ -528,8 +525,8 @@ class CoupledDynamics:
         return self.problem.comm.allreduce(local, op=MPI.SUM)
 
     def _kick(self) -> None:
-        self._work.pointwiseMult(self.force, self.inverse_mass)
-        self.v.axpy(0.5 * self.dt, self._work)
+        self._work.pointwiseMult(self.gradient, self.inverse_mass)
+        self.v.axpy(-0.5 * self.dt, self._work)
 
     def _drift(self, fraction: float, time_fs: float) -> None:
         """``z += fraction dt v``; the moved unknowns to where their loads have them at ``time_fs``."""

@@ -22,6 +22,24 @@ def positive(field: str, value, what: str) -> float:
     return float(value)
 
 
+def wave_speed_A_fs(C_GPa, density_amu_A3: float, axis: int = 0, wave: str = "bulk") -> float:
+    """The speed (Å/fs) of a longitudinal wave along ``axis`` from Voigt constants ``C_GPa`` (GPa,
+    in the body's axes) and a density (amu/Å^3): ``sqrt(C_aa / rho)`` in a laterally confined
+    medium (``"bulk"``), ``sqrt(E_a / rho)`` in a bar with free lateral surfaces (``"bar"``)."""
+    from ase import units
+
+    C = np.asarray(C_GPa, dtype=float)
+    stiffness = C[axis, axis] if wave == "bulk" else 1.0 / np.linalg.inv(C)[axis, axis]
+    return float(np.sqrt(stiffness * units.GPa / density_amu_A3) * units.fs)
+
+
+def lateral_ratios(C_GPa, axis: int = 0) -> tuple[float, float, float]:
+    """A bar's lateral strain per axial strain along ``axis`` (``S_aj / S_aa``; 1 on the axis,
+    ``-nu`` across): the ``lateral`` of a bar-wave :class:`Pulse`."""
+    S = np.linalg.inv(np.asarray(C_GPa, dtype=float))
+    return tuple(float(v) for v in S[axis, :3] / S[axis, axis])
+
+
 @dataclass(frozen=True)
 class Thermostat:
     """The core's thermostat: ``kind`` ``"langevin"`` (friction ``1 / time_fs`` on every free atom)

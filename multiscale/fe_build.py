@@ -393,9 +393,6 @@ def run_on_every_rank(body, case, ctx):
         return body(case, ctx, comm)
 
 
-ABORT_GRACE_S = 1.0  # s between an unexpected error's report and MPI Abort
-
-
 def iterate_on_every_rank(body, case, ctx):
     """:func:`run_on_every_rank` for a generator ``body(case, ctx, comm)``: yields what it yields,
     returns what it returns."""
@@ -407,6 +404,9 @@ def iterate_on_every_rank(body, case, ctx):
     comm = MPI.COMM_WORLD
     with abort_other_ranks(comm):
         return (yield from body(case, ctx, comm))
+
+
+ABORT_GRACE_S = 1.0  # s between an unexpected error's report and MPI Abort
 
 
 @contextmanager

@@ -63,6 +63,13 @@ def bar_geometry(a0: float, *, handshake_A: float, core_cells: int = 2, width_ce
     return Bar(a0, width, length, lo, hi, hs)
 
 
+def held_ends():
+    """The bar's two end faces held where they are (Dirichlet, not ramped)."""
+    from continuum.boundary import Displacement
+
+    return tuple(Displacement(face, (0.0, 0.0, 0.0), ramp=False) for face in ("xmin", "xmax"))
+
+
 def bar_domain(comm, bar: Bar, cut: tuple[str, float] | None = None, cell_type: str = "hexahedron",
                per_cell: int = 1):
     """The mesh: ``per_cell`` elements per unit cell along each axis; a cut ``(axis, position)``

@@ -28,7 +28,7 @@ import time
 import numpy as np
 from ase import units
 
-from .coupling_cases import bar_atoms, bar_domain, bar_geometry, cu_crystal
+from .coupling_cases import bar_atoms, bar_domain, bar_geometry, cu_crystal, held_ends
 
 WIDTH_CELLS = 3
 LENGTH_CELLS = 24
@@ -42,15 +42,15 @@ def setting(model, length_cells: int = LENGTH_CELLS, round_trip: bool = True) ->
     the held end and back to the middle (the first half of the samples is the way out), or, not
     ``round_trip``, the way out alone."""
     from coupling.dynamics import Pulse, crystal_density_amu_A3
+    from coupling.dynamics_settings import lateral_ratios, wave_speed_A_fs
 
     material, a0 = cu_crystal(model)
-    S = np.linalg.inv(material.tensor.C)
     density = crystal_density_amu_A3(63.546, "fcc", a0)
-    c0 = float(np.sqrt(1.0 / S[0, 0] * units.GPa / density) * units.fs)
+    c0 = wave_speed_A_fs(material.tensor.C, density, wave="bar")
     length, width = length_cells * a0, WIDTH_CELLS * a0
     sigma = 1.5 * a0
     duration = (1.0 if round_trip else 0.5) * length / c0 / TIMESTEP_FS  # steps
-    pulse = Pulse(0, length / 2, sigma, 0.005 * sigma * np.sqrt(np.e), lateral=tuple(S[0, :3] / S[0, 0]),
+    pulse = Pulse(0, length / 2, sigma, 0.005 * sigma * np.sqrt(np.e), lateral=lateral_ratios(material.tensor.C),
                   lateral_centre_A=(0.0, width / 2, width / 2))
     return {"material": material, "a0": a0, "density": density, "c0": c0, "pulse": pulse, "length": length,
             "length_cells": length_cells, "width": width, "steps": int(np.ceil(duration / SAMPLE_EVERY)) * SAMPLE_EVERY}
@@ -66,16 +66,14 @@ def coupled_history(model, core_cells: int, st: dict | None = None) -> dict:
     atoms, 3) Å, the atoms, and the seconds per step."""
     from mpi4py import MPI
 
-    from continuum.boundary import Displacement
     from coupling.dynamics import CoupledDynamics
     from coupling.problem import CoupledProblem
 
     st = st or setting(model)
     bar = bar_geometry(st["a0"], handshake_A=HANDSHAKE_A, core_cells=core_cells, width_cells=WIDTH_CELLS,
                        length_cells=st["length_cells"])
-    bcs = (Displacement("xmin", (0.0, 0.0, 0.0), ramp=False), Displacement("xmax", (0.0, 0.0, 0.0), ramp=False))
     problem = CoupledProblem(bar_domain(MPI.COMM_SELF, bar), {"body1": st["material"]}, bar_atoms(bar), model,
-                             bar.handshake, bcs=bcs)
+                             bar.handshake, bcs=held_ends())
     problem.solve(1)
     dynamics = CoupledDynamics(problem, st["density"], TIMESTEP_FS, check_stability=False)
     region = problem.region

@@ -41,7 +41,7 @@ from dataclasses import dataclass
 import numpy as np
 from ase import units
 
-from tests.coupling_cases import CUTOFF_A, bar_atoms, bar_domain, bar_geometry, cu_crystal
+from tests.coupling_cases import CUTOFF_A, bar_atoms, bar_domain, bar_geometry, cu_crystal, held_ends
 
 #: the margin (Å) beyond the packet's 3 sigma: the cutoff through which the free atoms still feel
 #: the handshake's atoms
@@ -88,11 +88,12 @@ def bar_constants(material, a0: float, width_cells: int | None = None) -> dict:
 def setting(model, wave: Wave) -> dict:
     """The bar, the speed, the window and the pulse's amplitude for ``wave``."""
     from coupling.dynamics import crystal_density_amu_A3
+    from coupling.dynamics_settings import lateral_ratios, wave_speed_A_fs
 
     material, a0 = cu_crystal(model)
     bar = bar_constants(material, a0)
     density = crystal_density_amu_A3(63.546, "fcc", a0)
-    c0 = float(np.sqrt(bar["E_GPa"] * units.GPa / density) * units.fs)  # Å/fs
+    c0 = wave_speed_A_fs(material.tensor.C, density, wave="bar")  # Å/fs
     sigma = wave.sigma_cells * a0
     if wave.wavelength_cells is None:
         ratio = 0.6  # group velocity of the slowest components that carry energy (lambda ~ 2 a0, the lattice's)
@@ -108,20 +109,18 @@ def setting(model, wave: Wave) -> dict:
     hs = geometry.handshake
     free_lo, free_hi = hs.lower_A[0] + hs.width_A, hs.upper_A[0] - hs.width_A
     core = free_hi - free_lo
-    S = np.linalg.inv(material.tensor.C)
     return {"material": material, "a0": a0, "density": density, "c0": c0, "sigma": sigma, "ratio": ratio,
             "geometry": geometry, "free": (free_lo, free_hi), "core": core,
             "window": ((core / 2 + tail) / (ratio * c0), (1.5 * core - tail) / c0),
             "amplitude": 0.01 * (wave.wavelength_cells or 1.0) * a0 / (2 * np.pi),  # a strain of about 1 %
             "wavelength": None if wave.wavelength_cells is None else wave.wavelength_cells * a0,
-            "lateral": tuple(S[0, :3] / S[0, 0])}
+            "lateral": lateral_ratios(material.tensor.C)}
 
 
 def reflection(model, wave: Wave, *, comm=None, log=print) -> dict:
     """Launch ``wave`` in the bar and measure the energy in the core in the window."""
     from mpi4py import MPI
 
-    from continuum.boundary import Displacement
     from coupling.dynamics import CoupledDynamics, Pulse, Stadium
     from coupling.problem import CoupledProblem
 
@@ -130,9 +129,8 @@ def reflection(model, wave: Wave, *, comm=None, log=print) -> dict:
     material, density, c0, sigma = st["material"], st["density"], st["c0"], st["sigma"]
     geometry, (free_lo, free_hi), core = st["geometry"], st["free"], st["core"]
     hs, (opens, closes) = geometry.handshake, st["window"]
-    bcs = (Displacement("xmin", (0.0, 0.0, 0.0), ramp=False), Displacement("xmax", (0.0, 0.0, 0.0), ramp=False))
     problem = CoupledProblem(bar_domain(comm, geometry), {"body1": material}, bar_atoms(geometry), model, hs,
-                             bcs=bcs)
+                             bcs=held_ends())
     problem.solve(1)
     stadium = Stadium(wave.stadium_A, wave.stadium_time_fs) if wave.stadium_A else None
     dynamics = CoupledDynamics(problem, density, TIMESTEP_FS, stadium=stadium, check_stability=False)

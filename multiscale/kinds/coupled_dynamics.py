@@ -106,20 +106,15 @@ class PulseConfig:
 
     def lateral(self, C_GPa) -> tuple[float, float, float]:
         """The lateral strain per axial strain: ``S_aj / S_aa`` for a bar wave, zeros in bulk."""
-        if self.wave == "bulk":
-            return (0.0, 0.0, 0.0)
-        a = AXES.index(self.axis)
-        S = np.linalg.inv(np.asarray(C_GPa, dtype=float))
-        return tuple(float(v) for v in S[a, :3] / S[a, a])
+        from coupling.dynamics_settings import lateral_ratios
+
+        return (0.0, 0.0, 0.0) if self.wave == "bulk" else lateral_ratios(C_GPa, AXES.index(self.axis))
 
     def speed_A_fs(self, C_GPa, density_amu_A3: float) -> float:
         """The wave's speed (Å/fs) from the continuum's Voigt constants in the mesh's axes (GPa)."""
-        from ase import units
+        from coupling.dynamics_settings import wave_speed_A_fs
 
-        a = AXES.index(self.axis)
-        C = np.asarray(C_GPa, dtype=float)
-        stiffness = C[a, a] if self.wave == "bulk" else 1.0 / np.linalg.inv(C)[a, a]
-        return float(np.sqrt(stiffness * units.GPa / density_amu_A3) * units.fs)
+        return wave_speed_A_fs(C_GPa, density_amu_A3, AXES.index(self.axis), self.wave)
 
 
 @dataclass(frozen=True)
