@@ -4,7 +4,8 @@
 VENV    := .venv
 PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
-PYTEST_ARGS ?=
+# the slowest tests are listed, to keep the suite within its budget
+PYTEST_ARGS ?= --durations=25
 
 .PHONY: demo demo-train test test-all lint bench venv clean
 

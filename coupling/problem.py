@@ -123,7 +123,11 @@ class CoupledProblem:
     own forces near the handshake (a free surface's), so that a defect's own forces survive whole
     (:mod:`coupling.ghost_forces`). Off, the ghost forces fall only as the handshake widens.
     Either way a warning names the largest force when the reference configuration is not at rest
-    near the handshake (:func:`coupling.ghost_forces.check_reference`).
+    near the handshake (:func:`coupling.ghost_forces.check_reference`), except within two cutoffs
+    of a free surface, where a surface's own forces cannot be told from a defect's: a thin body
+    whose surfaces cross the handshake must be given at its relaxed positions (at the bulk
+    lattice, the correction turns the unrelaxed surfaces' forces into a dead load: a Cu wire
+    3 unit cells across came to rest with its core stretched by 2 %; docs/verification.md).
 
     Bad atoms, labels or handshakes raise :class:`~coupling.errors.CouplingInputError`, bad
     continuum input :class:`~continuum.errors.ContinuumInputError`, on every rank alike.

@@ -91,6 +91,52 @@ def bar_atoms(bar: Bar, cut: tuple[str, float] | None = None, body_tags=(1, 2)):
     return atoms
 
 
+def relaxed_wire(model, a0: float, width_cells: int, length_cells: int = 2, strain: float = 0.0):
+    """A free-standing Cu wire along x, ``width_cells`` unit cells square (its lattice sites a
+    quarter cell in, as :func:`bar_atoms`), periodic over ``length_cells`` (even) unit cells
+    stretched by ``strain``, relaxed at that length (the wire repeats every two cells: two are
+    relaxed and repeated). Returns the wire and its lattice sites (Å, unstretched)."""
+    from ase.build import bulk
+    from ase.optimize import FIRE
+
+    from atomistic.calculator import NNPCalculator
+
+    unit = bulk("Cu", "fcc", a=a0, cubic=True).repeat((2, width_cells, width_cells))
+    unit.positions += a0 / 4
+    sites = unit.get_positions()
+    stretch = 1.0 + strain
+    unit.positions[:, 0] *= stretch
+    unit.set_cell(np.diag([2 * a0 * stretch, width_cells * a0 + 20.0, width_cells * a0 + 20.0]))
+    unit.set_pbc((True, False, False))
+    unit.calc = NNPCalculator(model)
+    FIRE(unit, logfile=None).run(fmax=1e-4, steps=5000)
+    relaxed = unit.get_positions()
+    repeats = length_cells // 2
+    wire = unit.repeat((repeats, 1, 1))
+    wire.calc = None
+    shifts = np.repeat(np.arange(repeats) * 2 * a0, len(unit))
+    lattice = np.tile(sites, (repeats, 1))
+    lattice[:, 0] += shifts
+    wire.set_positions(np.tile(relaxed, (repeats, 1)) + np.c_[shifts * stretch, np.zeros((len(shifts), 2))])
+    return wire, lattice
+
+
+def wire_atoms(bar: Bar, model):
+    """:func:`bar_atoms` at the rest positions of the free-standing wire of the bar's section
+    (relaxed at the bulk lattice's length): a thin bar's surfaces relax, and a reference
+    configuration that is not at rest near the handshake turns the ghost-force correction's dead
+    load into a prestrain of the core (+2 % in a wire 3 unit cells across, against -2 % without
+    the correction; see docs/verification.md, "Waves through the handshake")."""
+    a0 = bar.a0
+    unit, sites = relaxed_wire(model, a0, int(round(bar.width / a0)))
+    relaxation = {tuple(k): d for k, d in zip(np.round(sites / (a0 / 4)).astype(int), unit.positions - sites)}
+    atoms = bar_atoms(bar)
+    folded = atoms.positions.copy()
+    folded[:, 0] = np.mod(folded[:, 0], 2 * a0)
+    atoms.positions += np.array([relaxation[tuple(k)] for k in np.round(folded / (a0 / 4)).astype(int)])
+    return atoms
+
+
 def bonded_bars(comm, model, material, a0: float, law, pull_A: float, *, mask_bodies: bool = True):
     """Two Cu bars bonded by ``law`` on the plane y = 3 a0 along their whole length, through the
     continuum, the handshake and the atoms (bodies ``body1`` below, ``body2`` above); ymin held,

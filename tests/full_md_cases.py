@@ -10,9 +10,15 @@ comes back through the middle: ``LENGTH_CELLS a0 / c_bar`` in all.
   ``core_cells`` unit cells and a 5 Å C1 handshake on each side), the rest the Cauchy-Born
   continuum of the model (one hexahedron per unit cell), the mesh's end faces held;
 - full MD: every atom of the bar (the same lattice sites), the atoms within half a unit cell of
-  either end held (ASE's ``FixAtoms``), ASE's VelocityVerlet on our calculator.
+  either end held (ASE's ``FixAtoms``), relaxed, then our MD engine (NVE, Verlet list).
 
-Both run velocity Verlet at ``TIMESTEP_FS`` from their own relaxed state. The error is the
+The coupled run's atoms sit at the rest positions of the free-standing wire of the same section
+(:func:`tests.coupling_cases.wire_atoms`), which the full MD's relaxed bar has away from its ends:
+at the bulk lattice, the ghost-force correction would prestrain the core by 2 %, and its pulse
+would run at another speed.
+
+Both run velocity Verlet at ``TIMESTEP_FS`` from their own relaxed state, the pulse's fields
+evaluated at the rest positions. The error is the
 displacement history of the atoms within one unit cell of the middle (every core has them
 free): ``sqrt(sum |u_coupled - u_full|^2 / sum |u_full|^2)`` over them and over the samples
 (every 10 steps), each run's displacements from its own relaxed state.
@@ -28,7 +34,7 @@ import time
 import numpy as np
 from ase import units
 
-from .coupling_cases import bar_atoms, bar_domain, bar_geometry, cu_crystal, held_ends
+from .coupling_cases import bar_domain, bar_geometry, cu_crystal, held_ends, wire_atoms
 
 WIDTH_CELLS = 3
 LENGTH_CELLS = 24
@@ -72,8 +78,8 @@ def coupled_history(model, core_cells: int, st: dict | None = None) -> dict:
     st = st or setting(model)
     bar = bar_geometry(st["a0"], handshake_A=HANDSHAKE_A, core_cells=core_cells, width_cells=WIDTH_CELLS,
                        length_cells=st["length_cells"])
-    problem = CoupledProblem(bar_domain(MPI.COMM_SELF, bar), {"body1": st["material"]}, bar_atoms(bar), model,
-                             bar.handshake, bcs=held_ends())
+    problem = CoupledProblem(bar_domain(MPI.COMM_SELF, bar), {"body1": st["material"]}, wire_atoms(bar, model),
+                             model, bar.handshake, bcs=held_ends())
     problem.solve(1)
     dynamics = CoupledDynamics(problem, st["density"], TIMESTEP_FS, check_stability=False)
     region = problem.region
@@ -95,10 +101,10 @@ def full_history(model, st: dict | None = None) -> dict:
     number of atoms, and the seconds per step."""
     from ase.build import bulk
     from ase.constraints import FixAtoms
-    from ase.md.verlet import VelocityVerlet
     from ase.optimize import FIRE
 
     from atomistic.calculator import NNPCalculator
+    from atomistic.md import MDSettings, MolecularDynamics
 
     st = st or setting(model)
     a0 = st["a0"]
@@ -112,16 +118,19 @@ def full_history(model, st: dict | None = None) -> dict:
     FIRE(atoms, logfile=None).run(fmax=1e-4, steps=5000)
     relaxed = atoms.get_positions()
     mine = watched(X, st)
-    u, v = st["pulse"].fields(X, st["c0"])
+    u, v = st["pulse"].fields(relaxed, st["c0"])  # at the rest positions, as the coupled run's
     u[ends], v[ends] = 0.0, 0.0
     atoms.set_positions(relaxed + u)
     atoms.set_velocities(v / units.fs)
-    history = [atoms.get_positions()[mine] - relaxed[mine]]
-    dynamics = VelocityVerlet(atoms, TIMESTEP_FS * units.fs)
+    settings = MDSettings(ensemble="nve", steps=0, timestep_fs=TIMESTEP_FS, log_every=0, trajectory_every=0,
+                          checkpoint_every=0, check_every=SAMPLE_EVERY)
+    md = MolecularDynamics(model, atoms, settings, device="cpu")
+    history = {0: atoms.get_positions()[mine] - relaxed[mine]}
     t0 = time.perf_counter()
-    for _ in range(st["steps"] // SAMPLE_EVERY):
-        dynamics.run(SAMPLE_EVERY)
-        history.append(atoms.get_positions()[mine] - relaxed[mine])
+    for state in md.irun(st["steps"]):
+        if state.step % SAMPLE_EVERY == 0:
+            history[state.step] = state.positions.numpy()[mine] - relaxed[mine]
+    history = [history[k] for k in range(0, st["steps"] + 1, SAMPLE_EVERY)]
     return {"X": X[mine], "u": np.array(history), "atoms": len(atoms),
             "step_s": (time.perf_counter() - t0) / st["steps"]}
 
@@ -130,7 +139,7 @@ def error(coupled: dict, full: dict, samples: slice = slice(None)) -> float:
     """The relative RMS difference of the two displacement histories over ``samples``, atoms
     matched by site."""
     match = np.argmin(np.linalg.norm(full["X"][None] - coupled["X"][:, None], axis=2), axis=1)
-    assert np.allclose(full["X"][match], coupled["X"], atol=1e-6), "the runs' lattice sites differ"
+    assert np.allclose(full["X"][match], coupled["X"], atol=0.3), "the runs' lattice sites differ"
     reference = full["u"][samples][:, match]
     return float(np.sqrt(((coupled["u"][samples] - reference) ** 2).sum() / (reference**2).sum()))
 

@@ -397,5 +397,25 @@ def test_coupled_dynamics_approaches_full_md_as_the_core_grows(model):
     print(f"full MD {1e3 * full['step_s']:.1f} ms per step; " + "; ".join(
         f"core {core} a0: error {errors[core]:.3g}, {1e3 * run['step_s']:.1f} ms per step"
         for core, run in runs.items()))
-    assert errors[6] < errors[2] < 0.25  # measured 0.171 and 0.123
-    assert errors[6] < 0.16
+    assert errors[6] < errors[2] < 0.2  # measured 0.134 and 0.054
+    assert errors[6] < 0.08
+
+
+def test_the_handshake_sends_back_little_of_a_long_wave_and_the_stadium_takes_the_short_ones(model):
+    """Wave transmission (``tests/wave_cases.py``; the curve from lambda = 4 h to 10 h, other
+    handshakes and stadiums are in docs/verification.md): a longitudinal packet of lambda = 10 h
+    launched in the core of a Cu wire 3 unit cells across (at its own rest positions) leaves
+    through a 5 Å handshake into the continuum. What it sends back into the core, its difference
+    from the same pulse in a fully atomistic wire, is below 1 % of its energy. A broadband pulse
+    holding wavelengths down to two lattice spacings, which the mesh cannot carry (16 % come back
+    through a 10 Å handshake alone, in the table), sends back below 2 % through a 10 Å stadium
+    (50 fs) beside it. Steps
+    of 20 fs here (the table's 10 fs gives the same to 2 %: 0.00687 and 0.0161)."""
+    from .wave_cases import broadband, packet, reflection
+
+    long_wave = reflection(model, packet(10, timestep_fs=20.0))
+    assert abs(long_wave["prestrain"]) < 1e-4  # the core at the wire's rest state: the runs start as one motion
+    assert long_wave["reflected"] < 0.01  # measured 0.00697
+    short = reflection(model, broadband(handshake_A=10.0, stadium_A=10.0, stadium_time_fs=50.0, timestep_fs=20.0))
+    assert short["reflected"] < 0.02  # measured 0.0164
+    assert short["absorbed"] > 0.2  # what the stadium took out: measured 0.35

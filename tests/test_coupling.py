@@ -177,8 +177,16 @@ def test_the_correction_leaves_a_defect_its_own_forces(model, cu, caplog):
 CI_BOUNDS = {"centred platelet": 0.15, "off-centre cluster": 0.5}
 
 
+@pytest.fixture(scope="module")
+def perfect_cubes(model, cu):
+    """The defect-free coupled cubes of 10 unit cells, cores of 1 and 3 unit cells (both defects'
+    comparisons subtract them)."""
+    material, a0 = cu
+    return {core: coupled(model, material, a0, 10, core, None) for core in (1, 3)}
+
+
 @pytest.mark.parametrize("defect", sorted(DEFECTS))
-def test_coupled_defect_approaches_the_full_atomistic_one(model, cu, defect):
+def test_coupled_defect_approaches_the_full_atomistic_one(model, cu, perfect_cubes, defect):
     """A small cube (10 unit cells) with a defect under a non-hydrostatic strain, coupled with
     cores of 1 and 3 unit cells, against fully atomistic (ASE's LBFGS): the defect's relaxation
     (unloaded and loaded, relative to its own) and its share of the energy change under the load
@@ -190,7 +198,7 @@ def test_coupled_defect_approaches_the_full_atomistic_one(model, cu, defect):
     d = DEFECTS[defect]
     full = defect_response(full_atomistic(model, a0, cells, None), full_atomistic(model, a0, cells, d))
     centre = defect_centre(full_atomistic(model, a0, cells, None)["X"], cells * a0, a0, d)
-    results, perfect = {}, {core: coupled(model, material, a0, cells, core, None) for core in (1, 3)}
+    results, perfect = {}, perfect_cubes
     for core, reference in ((1, True), (3, True), (3, False)):
         results[core, reference] = compare(full, defect_response(
             perfect[core], coupled(model, material, a0, cells, core, d, perfect_reference=reference)), centre)
