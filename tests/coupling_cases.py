@@ -91,11 +91,16 @@ def bar_atoms(bar: Bar, cut: tuple[str, float] | None = None, body_tags=(1, 2)):
     return atoms
 
 
-def relaxed_wire(model, a0: float, width_cells: int, length_cells: int = 2, strain: float = 0.0):
-    """A free-standing Cu wire along x, ``width_cells`` unit cells square (its lattice sites a
-    quarter cell in, as :func:`bar_atoms`), periodic over ``length_cells`` (even) unit cells
-    stretched by ``strain``, relaxed at that length (the wire repeats every two cells: two are
-    relaxed and repeated). Returns the wire and its lattice sites (Å, unstretched)."""
+def lattice_keys(positions: np.ndarray, a0: float) -> list[tuple[int, int, int]]:
+    """Each position's fcc site (Å) as integers in quarter cells: the key that matches an atom
+    to its site while it sits within an eighth of a cell of it."""
+    return [tuple(k) for k in np.round(np.asarray(positions) / (a0 / 4)).astype(int)]
+
+
+@functools.lru_cache(maxsize=8)
+def _relaxed_wire_unit(model, a0: float, width_cells: int, strain: float):
+    """Two unit cells of the periodic wire of :func:`relaxed_wire`, relaxed: the unit (ASE
+    ``Atoms``, no calculator) and its lattice sites (Å, unstretched). Read-only: copy to change."""
     from ase.build import bulk
     from ase.optimize import FIRE
 
@@ -110,14 +115,22 @@ def relaxed_wire(model, a0: float, width_cells: int, length_cells: int = 2, stra
     unit.set_pbc((True, False, False))
     unit.calc = NNPCalculator(model)
     FIRE(unit, logfile=None).run(fmax=1e-4, steps=5000)
-    relaxed = unit.get_positions()
+    unit.calc = None
+    return unit, sites
+
+
+def relaxed_wire(model, a0: float, width_cells: int, length_cells: int = 2, strain: float = 0.0):
+    """A free-standing Cu wire along x, ``width_cells`` unit cells square (its lattice sites a
+    quarter cell in, as :func:`bar_atoms`), periodic over ``length_cells`` (even) unit cells
+    stretched by ``strain``, relaxed at that length (the wire repeats every two cells: two are
+    relaxed, once per model, size and strain, and repeated). Returns the wire and its lattice
+    sites (Å, unstretched)."""
+    unit, sites = _relaxed_wire_unit(model, a0, width_cells, float(strain))
     repeats = length_cells // 2
     wire = unit.repeat((repeats, 1, 1))
-    wire.calc = None
     shifts = np.repeat(np.arange(repeats) * 2 * a0, len(unit))
     lattice = np.tile(sites, (repeats, 1))
     lattice[:, 0] += shifts
-    wire.set_positions(np.tile(relaxed, (repeats, 1)) + np.c_[shifts * stretch, np.zeros((len(shifts), 2))])
     return wire, lattice
 
 
@@ -129,11 +142,11 @@ def wire_atoms(bar: Bar, model):
     the correction; see docs/verification.md, "Waves through the handshake")."""
     a0 = bar.a0
     unit, sites = relaxed_wire(model, a0, int(round(bar.width / a0)))
-    relaxation = {tuple(k): d for k, d in zip(np.round(sites / (a0 / 4)).astype(int), unit.positions - sites)}
+    relaxation = dict(zip(lattice_keys(sites, a0), unit.positions - sites))
     atoms = bar_atoms(bar)
     folded = atoms.positions.copy()
     folded[:, 0] = np.mod(folded[:, 0], 2 * a0)
-    atoms.positions += np.array([relaxation[tuple(k)] for k in np.round(folded / (a0 / 4)).astype(int)])
+    atoms.positions += np.array([relaxation[k] for k in lattice_keys(folded, a0)])
     return atoms
 
 

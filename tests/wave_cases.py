@@ -58,6 +58,7 @@ from tests.coupling_cases import (
     bar_geometry,
     cu_crystal,
     held_ends,
+    lattice_keys,
     relaxed_wire,
     wire_atoms,
 )
@@ -119,8 +120,8 @@ def setting(model, wave: Wave) -> dict:
     from coupling.dynamics_settings import lateral_ratios, wave_speed_A_fs
 
     material, a0 = cu_crystal(model)
-    S = np.linalg.inv(material.tensor.C)
-    nu, r2 = -S[0, 1] / S[0, 0], (wave.width_cells * a0) ** 2 / 6.0  # Poisson's ratio; polar radius of gyration
+    lateral = lateral_ratios(material.tensor.C)
+    nu, r2 = -lateral[1], (wave.width_cells * a0) ** 2 / 6.0  # Poisson's ratio; polar radius of gyration
     density = crystal_density_amu_A3(63.546, "fcc", a0)
     c0 = wave_speed_A_fs(material.tensor.C, density, wave="bar")  # Å/fs
     sigma = wave.sigma_cells * a0
@@ -142,7 +143,7 @@ def setting(model, wave: Wave) -> dict:
             "window": ((core / 2 + tail) / (ratio * c0), (1.5 * core - tail - wave.stadium_A) / c0),
             "amplitude": 0.01 * (wave.wavelength_cells or 1.0) * a0 / (2 * np.pi),  # a strain of about 1 %
             "wavelength": None if wave.wavelength_cells is None else wave.wavelength_cells * a0,
-            "lateral": lateral_ratios(material.tensor.C)}
+            "lateral": lateral}
 
 
 def _pulse(st: dict, centre_A: float, width_A: float):
@@ -209,8 +210,8 @@ def atomistic_run(model, wave: Wave, st: dict, sites: np.ndarray, prestrain: flo
     u, v = _pulse(st, centre, wave.width_cells * a0).fields(material, st["c0"])
     wire.set_positions(wire.get_positions() + u)
     wire.set_velocities(v / units.fs)
-    key = {tuple(k): i for i, k in enumerate(np.round(lattice / (a0 / 4)).astype(int))}
-    index = np.array([key[tuple(k)] for k in np.round(sites / (a0 / 4)).astype(int)])
+    key = {k: i for i, k in enumerate(lattice_keys(lattice, a0))}
+    index = np.array([key[k] for k in lattice_keys(sites, a0)])
     every = wave.sample_every
     settings = MDSettings(ensemble="nve", steps=0, timestep_fs=wave.timestep_fs, log_every=0, trajectory_every=0,
                           checkpoint_every=0, check_every=every)
