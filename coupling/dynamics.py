@@ -15,7 +15,8 @@ half kick, half drift, O, half drift, half kick, with one evaluation of the coup
 atoms' forces, the continuum's internal forces, the ghost-force correction: the exact gradient of
 ``Pi``). Without O it is velocity Verlet, symplectic and time reversible. O is exact for a
 friction ``gamma_k`` on each unknown and a bath at ``T_k``: ``v <- c v + sqrt((1 - c^2) kB T_k /
-M_k) xi``, ``c = exp(-gamma_k dt)``, unconditionally stable. The frictions add up:
+M_k) xi``, ``c = exp(-gamma_k dt)``, unconditionally stable. The frictions add up
+(:mod:`coupling.baths` gathers and applies them):
 
 - ``damping_per_fs``: on every unknown, bath at 0 K (settles on the static solution; with a
   warm bath on the same unknown, the noise is that of the warm share of the friction);
@@ -59,9 +60,9 @@ from ase import units
 
 from continuum.backend import load_dolfinx
 
+from .baths import Frictions, OStep
 from .dynamics_settings import Pulse, Stadium, Thermostat, VelocityLoad, positive
 from .errors import CouplingInputError
-from .handshake import FACES
 
 load_dolfinx()
 from mpi4py import MPI  # noqa: E402
@@ -77,10 +78,6 @@ ATOMS_PER_CELL = {"fcc": 4, "bcc": 2, "sc": 1}
 
 #: the largest move (Å) of an unknown in one step before the run is stopped as blown up
 LARGEST_STEP_A = 0.5
-
-#: Voigt index of the shear pair (a, b)
-_VOIGT = {(1, 2): 3, (2, 1): 3, (0, 2): 4, (2, 0): 4, (0, 1): 5, (1, 0): 5}
-
 
 def crystal_density_amu_A3(mass_amu: float, lattice: str, a0_A: float) -> float:
     """Mass per volume (amu/Å^3) of a cubic crystal of atoms of ``mass_amu`` with lattice constant
@@ -139,7 +136,7 @@ class CoupledDynamics:
         # on the atom rank only, so that any number of ranks gives the same noise
         self.rng = np.random.default_rng([1, int(seed)])
         self._bath_local = self._boundary_work_local = 0.0
-        self._friction = self._frictions(dashpots, elastic_constants_GPa)  # 1/fs per local unknown
+        self._frictions = Frictions.of(self, dashpots, elastic_constants_GPa)
         self._moved, self._moved_start, self._moved_velocity = self._loaded_unknowns()
         self._g_moved = np.zeros(len(self._moved))
         self.highest_frequency_per_fs = None
@@ -170,7 +167,7 @@ class CoupledDynamics:
                             "energy will fluctuate more", timestep_fs, 2 * np.pi / self.highest_frequency_per_fs)
         self.timestep_fs = float(timestep_fs)
         self.dt = self.timestep_fs * units.fs
-        self._prepare_baths()
+        self._o_step = OStep(self.problem, self._frictions, self.mass.array_r, self.thermostat, self.timestep_fs)
 
     # -- set-up ------------------------------------------------------------------------------------
     def _lumped_mass(self, density: dict[str, float]) -> PETSc.Vec:
@@ -187,13 +184,13 @@ class CoupledDynamics:
             atoms.array[:] = np.repeat(p.region.beta * p.region.masses, 3)
         share = p.z.duplicate()
         p.T.multTranspose(atoms, share)
-        self._carries_atoms = share.array_r > 0  # unknowns with a share of the atoms' mass
+        self.carries_atoms = share.array_r > 0  # (n_local,) bool: unknowns with a share of the atoms' mass
         mass.axpy(1.0, share)
         for vec in (atoms, share):
             vec.destroy()
         free = np.ones(p.n_local, dtype=bool)
         free[p.constrained_unknowns()] = False
-        self._free = free
+        self.free_unknowns = free  # (n_local,) bool: unknowns no constraint holds
         massless = p.comm.allreduce(int(np.count_nonzero(mass.array_r[free] <= 0)))
         if massless:
             raise CouplingInputError(f"dynamics: {massless} unknowns move freely but carry no mass (a node with no "
@@ -216,76 +213,6 @@ class CoupledDynamics:
         """Distance (Å) of each free atom from the handshake, into the core (call on the atom rank)."""
         region = self.problem.region
         return region.handshake.depth(region.X[region.free]) - region.handshake.width_A
-
-    def _frictions(self, dashpots, elastic_constants_GPa) -> np.ndarray:
-        """The friction rate (1/fs) of each local unknown: the damping, the Langevin thermostat and
-        the stadium on the free atoms, the dashpots on their faces' nodes."""
-        p = self.problem
-        friction = np.where(self._free, self.damping_per_fs, 0.0)
-        self._noisy = np.zeros(p.n_local, dtype=bool)  # unknowns whose bath has a temperature
-        atoms = slice(p.n_fe, p.n_local)
-        self._warm = np.zeros(p.n_local)  # the part of the friction whose bath is at the thermostat's temperature
-        if self.stadium is not None:
-            handshake = p.comm.bcast(p.region.handshake.width_A if p.on_atoms else None, root=p.atom_rank)
-            if self.stadium.width_A > handshake + 1e-9:
-                raise CouplingInputError(f"stadium_A = {self.stadium.width_A:g} Å: wider than the handshake "
-                                         f"({handshake:g} Å); the absorbing layer lies in the free atoms next to it")
-            if p.on_atoms:
-                layer = np.repeat(self.stadium.friction_per_fs(self.free_atom_distance_A()), 3)
-                friction[atoms] += layer
-                self._warm[atoms] += layer
-                self._noisy[atoms] |= layer > 0
-            n_layer = p.comm.bcast(int(np.count_nonzero(self._noisy[atoms]) // 3) if p.on_atoms else None,
-                                   root=p.atom_rank)
-            if n_layer == 0:
-                log.warning("stadium_A = %g Å holds no free atom: no absorbing layer", self.stadium.width_A)
-        if self.thermostat is not None and self.thermostat.kind == "langevin" and p.on_atoms:
-            friction[atoms] += 1.0 / self.thermostat.time_fs
-            self._warm[atoms] += 1.0 / self.thermostat.time_fs
-            self._noisy[atoms] = True
-        x = p.V.tabulate_dof_coordinates()[: p.n_fe // 3]
-        inside = np.repeat(p.handshake.depth(x) > p.handshake.width_A + 1e-6, 3) & self._free[: p.n_fe]
-        inside = p.comm.allreduce(int(np.count_nonzero(inside)) // 3)
-        if inside and (self.thermostat is not None or self.stadium is not None):
-            log.warning("%d nodes inside the core carry a sliver of the handshake (its inner edge does not lie on "
-                        "element faces): they are soft, and at finite temperature the atoms can drive them until "
-                        "their elements' Cauchy-Born energy loses convexity; put the core's edges on element "
-                        "faces (atoms' box and handshake width in whole elements)", inside)
-        dead = float(np.abs(p._g0.array_r[p.n_fe:]).max(initial=0.0)) if p._g0 is not None else 0.0
-        dead = p.comm.allreduce(dead, op=MPI.MAX)
-        if dead > 0.05 and self.thermostat is not None:
-            log.warning("the ghost-force correction puts constant forces of up to %.3g eV/Å on free atoms: a dead "
-                        "load, a potential unbounded below; at finite temperature it can pull a surface atom off "
-                        "(cases/dynamics/hot_bar.toml). Consider ghost_force_correction=False for hot runs", dead)
-        if self.thermostat is not None:  # the nodes that carry atoms, at 0 K (see the module's documentation)
-            friction[: p.n_fe][self._carries_atoms[: p.n_fe] & self._free[: p.n_fe]] += 1.0 / self.thermostat.time_fs
-        if dashpots:
-            if elastic_constants_GPa is None:
-                raise CouplingInputError("dashpots: give the continuum's elastic constants (elastic_constants_GPa, "
-                                         "6 x 6 Voigt, GPa) for their impedance")
-            C = np.asarray(elastic_constants_GPa, dtype=float) * units.GPa
-            if C.shape != (6, 6) or not np.all(np.isfinite(C)) or np.any(np.diag(C) <= 0):
-                raise CouplingInputError("elastic_constants_GPa: expected the continuum's 6 x 6 Voigt constants (GPa), "
-                                         "finite, with a positive diagonal")
-            density = set(self.density.values())
-            if len(density) != 1:
-                raise CouplingInputError(f"dashpots: the bodies have different densities {self.density}; dashpots "
-                                         "need one material")
-            density = density.pop()
-            for face in dashpots:
-                if face not in FACES:
-                    raise CouplingInputError(f"dashpots = {list(dashpots)}: {face!r} is not an outer face of the box; "
-                                             f"expected some of {list(FACES)}")
-                areas = p.continuum.face_areas(face, "dashpots")
-                a = areas.array_r.reshape(-1, 3)
-                normal = FACES.index(face) // 2
-                stiffness = [C[normal, normal] if c == normal else C[_VOIGT[normal, c], _VOIGT[normal, c]]
-                             for c in range(3)]
-                impedance = np.sqrt(density * np.array(stiffness))  # amu / (Å^2 ASE time)
-                rate = (a * impedance).ravel() * self.inverse_mass.array_r[: p.n_fe] * units.fs  # 1/fs
-                friction[: p.n_fe] += rate
-                areas.destroy()
-        return friction
 
     def _loaded_unknowns(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Local indices of the unknowns the velocity loads move, their values now and their
@@ -320,28 +247,6 @@ class CoupledDynamics:
         """Displacement (Å) of the moved unknowns since the start, at ``time_fs``."""
         travel = np.array([load.travel_fs(time_fs) for load in self.loads] or [0.0])
         return travel[self._load_of] * self._moved_velocity
-
-    def _prepare_baths(self) -> None:
-        """The O step's coefficients at the current time step: ``c = exp(-gamma dt)`` and the noise
-        amplitude ``sqrt((1 - c^2) kB T / M)`` (Å per ASE time unit) on the unknowns with a bath
-        temperature."""
-        p = self.problem
-        self._c = np.exp(-self._friction * self.timestep_fs)
-        self._has_friction = p.comm.allreduce(bool(np.any(self._friction > 0)), op=MPI.LOR)
-        temperature = self.thermostat.temperature_K if self.thermostat is not None else 0.0
-        self._sigma = None
-        if temperature > 0 and p.on_atoms and np.any(self._noisy):
-            m = self.mass.array_r
-            sigma = np.zeros(p.n_local)
-            k = self._noisy
-            # exact for the sum of a warm friction (bath at T) and a cold one (0 K): the stationary
-            # variance is (warm / total) kB T / m
-            share = self._warm[k] / self._friction[k]
-            sigma[k] = np.sqrt((1.0 - self._c[k] ** 2) * share * units.kB * temperature / m[k])
-            self._sigma = sigma[p.n_fe:]
-        self._bussi = None
-        if self.thermostat is not None and self.thermostat.kind == "bussi":
-            self._bussi = np.exp(-self.timestep_fs / self.thermostat.time_fs)
 
     def highest_frequency(self, tolerance: float = 1e-4) -> float:
         """The largest angular frequency (rad/fs) of the coupled system at the current state: the
@@ -396,7 +301,7 @@ class CoupledDynamics:
     def set_velocities(self, values_A_fs: np.ndarray) -> None:
         """Set the velocities of this rank's unknowns (Å/fs); constrained ones stay at rest."""
         values = np.asarray(values_A_fs, dtype=float).reshape(-1) / units.fs
-        self.v.array[:] = np.where(self._free, values, 0.0)
+        self.v.array[:] = np.where(self.free_unknowns, values, 0.0)
 
     def set_temperature(self, temperature_K: float, seed: int = 0) -> None:
         """Maxwell-Boltzmann velocities on the free atoms at exactly ``temperature_K`` (3N degrees of
@@ -428,7 +333,7 @@ class CoupledDynamics:
             x = np.vstack([x, p.region.X[p.region.free]])
         du, dv = pulse.fields(x, speed_A_fs)
         dv /= units.fs
-        free = self._free.reshape(-1, 3)
+        free = self.free_unknowns.reshape(-1, 3)
         held = ~free & (self.mass.array_r.reshape(-1, 3) > 0)  # held unknowns that are part of something
         outside = p.comm.allreduce(float(np.abs(du[held]).max(initial=0.0)), op=MPI.MAX)
         if outside > 1e-6 * abs(pulse.amplitude_A):
@@ -535,37 +440,16 @@ class CoupledDynamics:
             self.problem.z.array[self._moved] = self._moved_start + self._load_travel(time_fs)
 
     def _bath(self) -> None:
-        """The O step: friction and noise on every unknown that has them, then Bussi's rescaling of
-        the free atoms; the kinetic energy they take out is added to the bath."""
-        p = self.problem
-        m = self.mass.array_r
+        """The O step (:class:`~coupling.baths.OStep`); the kinetic energy it takes out is added
+        to the bath."""
         before = self.v.array_r.copy()
-        v = self._c * before
-        if self._sigma is not None:
-            v[p.n_fe:] += self._sigma * self.rng.standard_normal(p.n_local - p.n_fe)
-        if self._bussi is not None and p.on_atoms and p.n_free > 0:
-            v[p.n_fe:] *= self._bussi_factor(v[p.n_fe:], m[p.n_fe:])
+        v = self._o_step.apply(before, self.rng)
         self.v.array[:] = v
-        self._bath_local += 0.5 * float(np.dot(m, before**2 - v**2))
-
-    def _bussi_factor(self, v: np.ndarray, m: np.ndarray) -> float:
-        """The factor of the stochastic velocity rescaling (Bussi, Donadio & Parrinello 2007,
-        eq. A7) that takes the free atoms' kinetic energy one step towards the canonical one."""
-        n = 3 * self.problem.n_free
-        kinetic = 0.5 * float(np.dot(m, v * v))
-        if kinetic <= 0:
-            return 1.0
-        target = 0.5 * n * units.kB * self.thermostat.temperature_K
-        c = self._bussi
-        r1 = self.rng.standard_normal()
-        chi = self.rng.chisquare(n - 1) if n > 1 else 0.0
-        f = (1.0 - c) * target / (n * kinetic)
-        root = np.sqrt(c) + r1 * np.sqrt(f)
-        return float(np.sign(root) * np.sqrt(root**2 + f * chi))
+        self._bath_local += 0.5 * float(np.dot(self.mass.array_r, before**2 - v**2))
 
     def run(self, steps: int) -> None:
         """Advance ``steps`` steps of B A O A B (velocity Verlet when nothing has friction)."""
-        bath = self._has_friction or self._bussi is not None
+        bath = self._o_step.active
         for _ in range(int(steps)):
             t0 = self.time_fs
             g0, z0 = self._g_moved, self.problem.z.array_r[self._moved].copy()

@@ -116,7 +116,7 @@ def ghost_gradient(region: AtomisticRegion, reference: AtomisticRegion | None = 
 
 
 def check_reference(region: AtomisticRegion, reference: AtomisticRegion | None = None,
-                    tolerance_eV_A: float = REFERENCE_FORCE_WARNING_EV_A) -> dict | None:
+                    tolerance_eV_A: float = REFERENCE_FORCE_WARNING_EV_A, surfaces: bool = False) -> dict | None:
     """Warn when the user's reference configuration is not at rest where the blending acts: the
     handshake and the free atoms within a cutoff of it. A defect, an unrelaxed structure or a
     strain there is a modelling error (the continuum beyond cannot carry it, and the slaved atoms
@@ -124,10 +124,15 @@ def check_reference(region: AtomisticRegion, reference: AtomisticRegion | None =
     those of the matched atoms of the defect-free ``reference`` when there is one (then the pad's
     truncation and the free surfaces cancel and every handshake atom is checked); without one,
     on the atoms deeper than ``2 cutoff - pad`` and more than two cutoffs from a free surface.
-    Returns the largest force and where, when above ``tolerance_eV_A`` (eV/Å), else None."""
+    Returns the largest force and where, when above ``tolerance_eV_A`` (eV/Å), else None.
+
+    ``surfaces`` (set when the ghost-force correction is on): also warn, separately, when a free
+    surface that crosses the handshake is not relaxed (:func:`check_surfaces`)."""
     cutoff, hs = region.model.cutoff, region.handshake
     depth = hs.depth(region.X)
     forces = region.own_forces()
+    if surfaces:
+        check_surfaces(reference or region, tolerance_eV_A, forces if reference is None else None)
     near = (depth > 0) & (depth <= hs.width_A + cutoff)
     if reference is not None:
         match = _match(region, reference)
@@ -151,6 +156,40 @@ def check_reference(region: AtomisticRegion, reference: AtomisticRegion | None =
                 "deeper into the core (widen the atomistic box), relax the reference%s", found["count"],
                 tolerance_eV_A, found["force_eV_A"], i, found["position_A"], found["depth_A"],
                 "" if reference is not None else ", or pass the defect-free crystal as ghost_force_reference")
+    return found
+
+
+def check_surfaces(region: AtomisticRegion, tolerance_eV_A: float = REFERENCE_FORCE_WARNING_EV_A,
+                   forces: np.ndarray | None = None) -> dict | None:
+    """Warn when a free surface of the body crosses the handshake unrelaxed: free atoms within two
+    cutoffs of an uncoupled face of the atoms' box, deeper than ``2 cutoff - pad`` and within a
+    cutoff of the handshake, whose own forces (``forces``, (n, 3) eV/Å, default
+    :meth:`AtomisticRegion.own_forces`) exceed ``tolerance_eV_A``. The ghost-force correction
+    keeps those forces as a dead load on a surface the continuum beyond does not have, and in a
+    thin body that is a prestrain of the whole core, not a local relaxation: a Cu bar of the
+    shipped model, 5 unit cells (18 Å) across, built at the bulk lattice and held at both ends,
+    came to rest with its core stretched by 1.2 % (3 unit cells: 2.5 %); at its free-standing rest
+    positions (relaxed periodic along the bar at the bulk lattice's length), by less than 1e-5.
+    Returns the largest such force and where, or None."""
+    cutoff, hs = region.model.cutoff, region.handshake
+    depth = hs.depth(region.X)
+    band = (depth > 2 * cutoff - hs.pad_A) & (depth <= hs.width_A + cutoff)
+    band &= _surface_distance(region) <= 2 * cutoff
+    if not band.any():
+        return None
+    forces = region.own_forces() if forces is None else forces
+    size = np.linalg.norm(forces, axis=1) * band
+    i = int(np.argmax(size))
+    if size[i] <= tolerance_eV_A:
+        return None
+    found = {"atom": i, "position_A": np.round(region.X[i], 3).tolist(), "force_eV_A": float(size[i]),
+             "count": int((size > tolerance_eV_A).sum())}
+    log.warning("a free surface crosses the handshake unrelaxed: %d atoms near it feel more than %.2g eV/Å (largest "
+                "%.3g eV/Å on atom %d at %s Å). The ghost-force correction keeps these forces as a dead load, which "
+                "in a thin body (a wire or a film a few nm across) prestrains the whole core: a Cu bar 18 Å across "
+                "at the bulk lattice came to rest stretched by 1.2 %%. Give the atoms at the body's free-standing "
+                "rest positions (relaxed periodic along the coupled axes, at the bulk lattice's period)",
+                found["count"], tolerance_eV_A, found["force_eV_A"], i, found["position_A"])
     return found
 
 

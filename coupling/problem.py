@@ -14,9 +14,9 @@ the region's ``evaluate`` and ``preconditioner``.
 The unknowns ``z`` are the nodal displacements ``u`` (distributed like the mesh) followed, on the
 atom rank, by the displacements of the free atoms. One sparse map ``T`` gives every atom's
 displacement: the interpolation ``N`` for atoms in the handshake and the pad, the identity for
-free atoms. So ``d = T z`` and the atoms' share of the gradient is ``T^T dE/dd``; every force is
-the exact gradient of ``Pi``. Nodes whose every cell lies in the atomistic core carry no energy and
-are held at zero displacement.
+free atoms (:mod:`coupling.layout`). So ``d = T z`` and the atoms' share of the gradient is
+``T^T dE/dd``; every force is the exact gradient of ``Pi``. Nodes whose every cell lies in the
+atomistic core carry no energy and are held at zero displacement.
 
 Newton runs in PETSc SNES: the Jacobian is applied matrix-free (finite differences of the exact
 residual), the preconditioner is assembled: the continuum's tangent plus ``T^T P T``, with ``P``
@@ -31,7 +31,6 @@ import time
 from collections import defaultdict
 
 import numpy as np
-import scipy.sparse as sp
 from ase import Atoms
 
 from continuum.backend import load_dolfinx
@@ -46,6 +45,7 @@ from .errors import CouplingInputError
 from .ghost_forces import check_reference, ghost_gradient, reference_region
 from .handshake import Handshake
 from .interface_atoms import AtomisticInterface
+from .layout import Unknowns, to_petsc
 
 load_dolfinx()
 from dolfinx import mesh as dmesh  # noqa: E402
@@ -64,22 +64,6 @@ def _on_root(comm, root: int, check, share: bool = True):
     """:func:`continuum.collective.on_root` for the coupling's input errors
     (:class:`CouplingInputError`, :class:`ContinuumInputError`)."""
     return on_root(comm, root, check, (CouplingInputError, ContinuumInputError), share=share)
-
-
-def _to_petsc(comm, matrix: sp.csr_matrix | None, shape: tuple[int, int], rows_here: bool,
-              col_sizes: tuple[int, int]) -> PETSc.Mat:
-    """A PETSc AIJ matrix whose rows all live on one rank (``rows_here``), from a scipy CSR there."""
-    m = PETSc.Mat().createAIJ(((shape[0] if rows_here else 0, shape[0]), col_sizes), comm=comm)
-    if rows_here:
-        csr = matrix.tocsr()
-        csr.sort_indices()
-        indptr, indices, data = csr.indptr, csr.indices, csr.data
-    else:
-        indptr, indices, data = np.zeros(1), np.zeros(0), np.zeros(0)
-    # collective: every rank calls it, the others with no rows
-    m.setPreallocationCSR((indptr.astype(PETSc.IntType), indices.astype(PETSc.IntType), data.astype(float)))
-    m.assemble()
-    return m
 
 
 def _check_pad_in_mesh(domain, handshake: Handshake) -> None:
@@ -124,10 +108,12 @@ class CoupledProblem:
     (:mod:`coupling.ghost_forces`). Off, the ghost forces fall only as the handshake widens.
     Either way a warning names the largest force when the reference configuration is not at rest
     near the handshake (:func:`coupling.ghost_forces.check_reference`), except within two cutoffs
-    of a free surface, where a surface's own forces cannot be told from a defect's: a thin body
-    whose surfaces cross the handshake must be given at its relaxed positions (at the bulk
-    lattice, the correction turns the unrelaxed surfaces' forces into a dead load: a Cu wire
-    3 unit cells across came to rest with its core stretched by 2 %; docs/verification.md).
+    of a free surface, where a surface's own forces cannot be told from a defect's. With the
+    correction on, another names them there (:func:`coupling.ghost_forces.check_surfaces`): a body
+    whose free surfaces cross the handshake must be given at its free-standing rest positions, as
+    at the bulk lattice the correction turns the unrelaxed surfaces' forces into a dead load that
+    prestrains a thin body's core (a Cu bar 5 unit cells across: +1.2 %, 3 across: +2.5 %;
+    docs/verification.md).
 
     Bad atoms, labels or handshakes raise :class:`~coupling.errors.CouplingInputError`, bad
     continuum input :class:`~continuum.errors.ContinuumInputError`, on every rank alike.
@@ -189,7 +175,7 @@ class CoupledProblem:
 
         def atoms_share():
             perfect = None if reference is None else reference_region(self.region, reference)
-            check_reference(self.region, perfect)
+            check_reference(self.region, perfect, surfaces=True)
             return ghost_gradient(self.region, perfect, own=self._g_atoms.array_r.reshape(-1, 3))
 
         g = _on_root(self.comm, self.atom_rank, atoms_share, share=False)
@@ -226,6 +212,12 @@ class CoupledProblem:
     def load_factor(self) -> float:
         """The load factor of the current (converged) state, 0 to 1."""
         return self.continuum.load_factor
+
+    @property
+    def dead_load(self) -> PETSc.Vec | None:
+        """The ghost-force correction's dead load ``c`` (eV/Å on the unknowns; its energy is
+        ``-c . z``), or None when the correction is off. Read it, do not change it."""
+        return self._g0
 
     def stress_GPa(self):
         """The continuum's Cauchy stress and strain energy density (GPa, per cell); see
@@ -278,57 +270,35 @@ class CoupledProblem:
 
         _on_root(comm, self.atom_rank, check)
 
-    # -- the unknowns and T --------------------------------------------------------------------
+    # -- the unknowns and T (coupling.layout) ---------------------------------------------------
     def _build_layout(self) -> None:
-        comm, region = self.comm, self.region
-        imap = self.V.dofmap.index_map
-        self.n_fe = 3 * imap.size_local
-        self.n_free = comm.bcast(len(region.free) if self.on_atoms else None, root=self.atom_rank)
-        self.n_atoms = comm.bcast(region.n_atoms if self.on_atoms else None, root=self.atom_rank)
-        n_local = self.n_fe + (3 * self.n_free if self.on_atoms else 0)
-        starts = np.cumsum([0] + comm.allgather(n_local))
-        fe_starts = np.cumsum([0] + comm.allgather(self.n_fe))
-        self._z_starts, self._fe_starts = starts, fe_starts
-        self.n_local, self.n_global = n_local, int(starts[-1])
-        self.free_offset = int(starts[comm.rank]) + self.n_fe  # global index of the first free-atom unknown here
-
-    def _fe_to_z(self, g: np.ndarray) -> np.ndarray:
-        """Global finite-element dof numbers -> global numbers of the unknowns."""
-        rank = np.searchsorted(self._fe_starts, g, side="right") - 1
-        return (g - self._fe_starts[rank] + self._z_starts[rank]).astype(PETSc.IntType)
+        region = self.region
+        self.layout = layout = Unknowns.build(self.comm, self.V, len(region.free) if self.on_atoms else None,
+                                              region.n_atoms if self.on_atoms else None, self.atom_rank)
+        self.n_fe, self.n_free, self.n_atoms = layout.n_fe, layout.n_free, layout.n_atoms
+        self.n_local, self.n_global, self.free_offset = layout.n_local, layout.n_global, layout.free_offset
 
     def _build_T(self) -> None:
         """T (atoms x unknowns), and the preconditioner's constant part T^T P_atoms T."""
-        comm = self.comm
-        ai, aj, av = self.transfer.N.getValuesCSR()
-        T, P_atoms = None, None
+        comm, layout = self.comm, self.layout
+        self.T = layout.atom_map(self.transfer.N, self.region.free if self.on_atoms else None)
+        P_atoms = None
         if self.on_atoms:
-            rows = 3 * self.n_atoms
-            N = sp.csr_matrix((av, self._fe_to_z(aj), ai), shape=(rows, self.n_global))
-            free = self.region.free
-            free_rows = (3 * free[:, None] + np.arange(3)).ravel()
-            keep = np.ones(rows)
-            keep[free_rows] = 0.0
-            columns = self.free_offset + np.arange(len(free_rows))
-            identity = sp.csr_matrix((np.ones(len(free_rows)), (free_rows, columns)), shape=(rows, self.n_global))
-            T = sp.diags(keep) @ N + identity
             t0 = time.perf_counter()
             P_atoms = self.region.preconditioner()
             self.timings["setup:preconditioner"] += time.perf_counter() - t0
-        sizes = (self.n_local, self.n_global)
-        self.T = _to_petsc(comm, T, (3 * self.n_atoms, self.n_global), self.on_atoms, sizes)
-        P_atoms = _to_petsc(comm, P_atoms, (3 * self.n_atoms, 3 * self.n_atoms), self.on_atoms,
-                            (3 * self.n_atoms if self.on_atoms else 0, 3 * self.n_atoms))
+        rows = 3 * self.n_atoms
+        P_atoms = to_petsc(comm, P_atoms, (rows, rows), self.on_atoms, (rows if self.on_atoms else 0, rows))
         self._C = P_atoms.ptap(self.T)
         P_atoms.destroy()
         # the preconditioner's pattern: the constant part and the continuum's tangent, embedded
         self.P = self._C.duplicate(copy=True)
         self.continuum.tangent(self.u.x.petsc_vec)
-        K = self._embed(self.continuum.A)
+        K = layout.embed(self.continuum.A)
         self.P.axpy(1.0, K, structure=PETSc.Mat.Structure.DIFFERENT_NONZERO_PATTERN)
         K.destroy()
         local = self.continuum.fixed_dofs()
-        self._fixed_z = (local + self._z_starts[comm.rank]).astype(PETSc.IntType)
+        self._fixed_z = layout.local_to_global(local)
         self._fixed_local = local
         self._idle_local = np.zeros(0, dtype=np.int64)
         self._hold_nodes_without_energy()
@@ -352,16 +322,9 @@ class CoupledProblem:
         dofs = (3 * nodes[:, None] + np.arange(3)).ravel().astype(self._fixed_local.dtype)
         self._idle_local = dofs
         self._fixed_local = np.union1d(self._fixed_local, dofs).astype(self._fixed_local.dtype)
-        self._fixed_z = (self._fixed_local + self._z_starts[self.comm.rank]).astype(PETSc.IntType)
+        self._fixed_z = self.layout.local_to_global(self._fixed_local)
         log.info("%d mesh nodes receive no energy (their elements' quadrature points all lie in the atomistic "
                  "core and no atom is interpolated from them): held at their displacement", count)
-
-    def _embed(self, A) -> PETSc.Mat:
-        """The finite-element matrix ``A`` in the numbering of the unknowns (zero rows for the atoms)."""
-        ai, aj, av = A.getValuesCSR()
-        ai = np.concatenate([ai, np.full(self.n_local - self.n_fe, ai[-1])]).astype(PETSc.IntType)
-        sizes = (self.n_local, self.n_global)
-        return PETSc.Mat().createAIJ((sizes, sizes), csr=(ai, self._fe_to_z(aj), av), comm=self.comm)
 
     def _side_body(self, boundary: str) -> int:
         """The body tag of the cells on one side (``name`` or ``name+``) of a split interface."""
@@ -447,7 +410,7 @@ class CoupledProblem:
         self._sync_z(z)
         t0 = time.perf_counter()
         self.continuum.tangent(self.u.x.petsc_vec)
-        K = self._embed(self.continuum.A)
+        K = self.layout.embed(self.continuum.A)
         P.zeroEntries()
         P.axpy(1.0, self._C, structure=PETSc.Mat.Structure.SUBSET_NONZERO_PATTERN)
         P.axpy(1.0, K, structure=PETSc.Mat.Structure.SUBSET_NONZERO_PATTERN)
@@ -675,7 +638,7 @@ class CoupledProblem:
         linear solver."""
         self._coupled_jacobian(None, x, self.P, self.P)
         if getattr(self, "_fd_operator", None) is None:
-            sizes = (self.n_local, self.n_global)
+            sizes = self.layout.sizes
             differences = ForwardDifferences(self.newton_residual)
             self._fd_operator = PETSc.Mat().createPython((sizes, sizes), differences, comm=self.comm)
             self._fd_operator.setUp()

@@ -177,6 +177,27 @@ def test_the_correction_leaves_a_defect_its_own_forces(model, cu, caplog):
 CI_BOUNDS = {"centred platelet": 0.15, "off-centre cluster": 0.5}
 
 
+def test_an_unrelaxed_free_surface_across_the_handshake_is_named(model, cu, caplog):
+    """A bar 3 unit cells across, its lateral faces free: at the bulk lattice its edges' atoms near
+    the handshake feel about 0.5 eV/Å of their own (the unrelaxed surface, which the correction
+    would hold as a dead load and which prestrains such a bar's core by 2.5 %): named, with a
+    warning, while the bulk check stays silent (no atom there is two cutoffs from a surface); at
+    the free-standing wire's rest positions, nothing."""
+    from coupling.atomistic_region import AtomisticRegion
+    from coupling.ghost_forces import check_reference
+    from tests.coupling_cases import wire_atoms
+
+    _, a0 = cu
+    bar = bar_geometry(a0, handshake_A=CUTOFF_A, width_cells=3, core_cells=2, continuum_cells=2)
+    with caplog.at_level("WARNING", logger="coupling.ghost_forces"):
+        found = check_reference(AtomisticRegion(bar_atoms(bar), model, bar.handshake), surfaces=True)
+    assert found is None and "free surface crosses the handshake unrelaxed" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="coupling.ghost_forces"):
+        check_reference(AtomisticRegion(wire_atoms(bar, model), model, bar.handshake), surfaces=True)
+    assert caplog.text == ""
+
+
 @pytest.fixture(scope="module")
 def perfect_cubes(model, cu):
     """The defect-free coupled cubes of 10 unit cells, cores of 1 and 3 unit cells (both defects'
