@@ -94,6 +94,7 @@ class AtomisticRegion:
         self._centres = torch.as_tensor(np.flatnonzero(self.beta > 0), device=device)
         self._free_centres = torch.as_tensor(np.flatnonzero(self.codes[self.beta > 0] == FREE), device=device)
         self.free_site_energy_eV = float("nan")
+        self._own_forces = None  # (n, 3) eV/Å at the reference, once asked for (own_forces)
 
     # -- what the atoms are ----------------------------------------------------------------------
     @property
@@ -160,13 +161,16 @@ class AtomisticRegion:
         """Forces (n, 3) eV/Å at the reference positions from the atoms' own energy ``sum_i E_i``
         (unweighted), summed over the sites whose neighbourhoods the pad completes (depth above
         ``cutoff - pad``). Exact, as a force of the whole crystal, on atoms deeper than
-        ``2 cutoff - pad``; zero on a perfect lattice there, up to free surfaces."""
-        s = self.structures
-        depth = self.handshake.depth(self.X)
-        complete = np.flatnonzero(depth > self.model.cutoff - self.handshake.pad_A)
-        p = predict(self.model, s, self._neighbors(s),
-                    centres=torch.as_tensor(complete, device=s.positions.device))
-        return p.forces.detach().cpu().numpy()
+        ``2 cutoff - pad``; zero on a perfect lattice there, up to free surfaces. A copy: change it
+        freely."""
+        if self._own_forces is None:  # the reference does not move: evaluated once
+            s = self.structures
+            depth = self.handshake.depth(self.X)
+            complete = np.flatnonzero(depth > self.model.cutoff - self.handshake.pad_A)
+            p = predict(self.model, s, self._neighbors(s),
+                        centres=torch.as_tensor(complete, device=s.positions.device))
+            self._own_forces = p.forces.detach().cpu().numpy()
+        return self._own_forces.copy()
 
     def energy_and_gradient(self, d: np.ndarray) -> tuple[float, np.ndarray]:
         """The region's energy (eV) and its gradient (n, 3) eV/Å at displacements ``d`` (n, 3) Å:

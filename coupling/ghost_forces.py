@@ -116,7 +116,7 @@ def ghost_gradient(region: AtomisticRegion, reference: AtomisticRegion | None = 
 
 
 def check_reference(region: AtomisticRegion, reference: AtomisticRegion | None = None,
-                    tolerance_eV_A: float = REFERENCE_FORCE_WARNING_EV_A, surfaces: bool = False) -> dict | None:
+                    tolerance_eV_A: float = REFERENCE_FORCE_WARNING_EV_A) -> dict | None:
     """Warn when the user's reference configuration is not at rest where the blending acts: the
     handshake and the free atoms within a cutoff of it. A defect, an unrelaxed structure or a
     strain there is a modelling error (the continuum beyond cannot carry it, and the slaved atoms
@@ -124,15 +124,11 @@ def check_reference(region: AtomisticRegion, reference: AtomisticRegion | None =
     those of the matched atoms of the defect-free ``reference`` when there is one (then the pad's
     truncation and the free surfaces cancel and every handshake atom is checked); without one,
     on the atoms deeper than ``2 cutoff - pad`` and more than two cutoffs from a free surface.
-    Returns the largest force and where, when above ``tolerance_eV_A`` (eV/Å), else None.
-
-    ``surfaces`` (set when the ghost-force correction is on): also warn, separately, when a free
-    surface that crosses the handshake is not relaxed (:func:`check_surfaces`)."""
+    Returns the largest force and where, when above ``tolerance_eV_A`` (eV/Å), else None. The
+    free surfaces are :func:`check_surfaces`' to check."""
     cutoff, hs = region.model.cutoff, region.handshake
     depth = hs.depth(region.X)
     forces = region.own_forces()
-    if surfaces:
-        check_surfaces(reference or region, tolerance_eV_A, forces if reference is None else None)
     near = (depth > 0) & (depth <= hs.width_A + cutoff)
     if reference is not None:
         match = _match(region, reference)
@@ -159,12 +155,11 @@ def check_reference(region: AtomisticRegion, reference: AtomisticRegion | None =
     return found
 
 
-def check_surfaces(region: AtomisticRegion, tolerance_eV_A: float = REFERENCE_FORCE_WARNING_EV_A,
-                   forces: np.ndarray | None = None) -> dict | None:
+def check_surfaces(region: AtomisticRegion, tolerance_eV_A: float = REFERENCE_FORCE_WARNING_EV_A) -> dict | None:
     """Warn when a free surface of the body crosses the handshake unrelaxed: free atoms within two
     cutoffs of an uncoupled face of the atoms' box, deeper than ``2 cutoff - pad`` and within a
-    cutoff of the handshake, whose own forces (``forces``, (n, 3) eV/Å, default
-    :meth:`AtomisticRegion.own_forces`) exceed ``tolerance_eV_A``. The ghost-force correction
+    cutoff of the handshake, whose own forces (:meth:`AtomisticRegion.own_forces`, eV/Å) exceed
+    ``tolerance_eV_A``. The ghost-force correction
     keeps those forces as a dead load on a surface the continuum beyond does not have, and in a
     thin body that is a prestrain of the whole core, not a local relaxation: a Cu bar of the
     shipped model, 5 unit cells (18 Å) across, built at the bulk lattice and held at both ends,
@@ -177,8 +172,7 @@ def check_surfaces(region: AtomisticRegion, tolerance_eV_A: float = REFERENCE_FO
     band &= _surface_distance(region) <= 2 * cutoff
     if not band.any():
         return None
-    forces = region.own_forces() if forces is None else forces
-    size = np.linalg.norm(forces, axis=1) * band
+    size = np.linalg.norm(region.own_forces(), axis=1) * band
     i = int(np.argmax(size))
     if size[i] <= tolerance_eV_A:
         return None

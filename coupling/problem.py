@@ -42,7 +42,7 @@ from continuum.stepping import StepResult, load_steps
 
 from .atomistic_region import REGIONS, AtomisticRegion
 from .errors import CouplingInputError
-from .ghost_forces import check_reference, ghost_gradient, reference_region
+from .ghost_forces import check_reference, check_surfaces, ghost_gradient, reference_region
 from .handshake import Handshake
 from .interface_atoms import AtomisticInterface
 from .layout import Unknowns, to_petsc
@@ -175,7 +175,8 @@ class CoupledProblem:
 
         def atoms_share():
             perfect = None if reference is None else reference_region(self.region, reference)
-            check_reference(self.region, perfect, surfaces=True)
+            check_reference(self.region, perfect)
+            check_surfaces(perfect or self.region)  # what the correction turns into a dead load
             return ghost_gradient(self.region, perfect, own=self._g_atoms.array_r.reshape(-1, 3))
 
         g = _on_root(self.comm, self.atom_rank, atoms_share, share=False)

@@ -184,17 +184,21 @@ def test_an_unrelaxed_free_surface_across_the_handshake_is_named(model, cu, capl
     warning, while the bulk check stays silent (no atom there is two cutoffs from a surface); at
     the free-standing wire's rest positions, nothing."""
     from coupling.atomistic_region import AtomisticRegion
-    from coupling.ghost_forces import check_reference
+    from coupling.ghost_forces import check_reference, check_surfaces
     from tests.coupling_cases import wire_atoms
 
     _, a0 = cu
     bar = bar_geometry(a0, handshake_A=CUTOFF_A, width_cells=3, core_cells=2, continuum_cells=2)
     with caplog.at_level("WARNING", logger="coupling.ghost_forces"):
-        found = check_reference(AtomisticRegion(bar_atoms(bar), model, bar.handshake), surfaces=True)
+        region = AtomisticRegion(bar_atoms(bar), model, bar.handshake)
+        found = check_reference(region)
+        check_surfaces(region)
     assert found is None and "free surface crosses the handshake unrelaxed" in caplog.text
     caplog.clear()
     with caplog.at_level("WARNING", logger="coupling.ghost_forces"):
-        check_reference(AtomisticRegion(wire_atoms(bar, model), model, bar.handshake), surfaces=True)
+        region = AtomisticRegion(wire_atoms(bar, model), model, bar.handshake)
+        check_reference(region)
+        check_surfaces(region)
     assert caplog.text == ""
 
 
