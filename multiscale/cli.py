@@ -29,7 +29,10 @@ def main(argv: list[str] | None = None) -> int:
     check.add_argument("case")
     args = parser.parse_args(argv)
 
-    logging.basicConfig(level=logging.WARNING if getattr(args, "quiet", False) else logging.INFO,
+    from .api import launched_rank
+
+    quiet = getattr(args, "quiet", False) or launched_rank() > 0  # under mpiexec rank 0 speaks for all
+    logging.basicConfig(level=logging.WARNING if quiet else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     from atomistic.active import ActiveLearningError
     from atomistic.md import MDBlowUp

@@ -7,6 +7,7 @@ deep inside a library is not, by itself, a bad case file.
 from atomistic.errors import (
     CheckpointMismatch,
     DatasetError,
+    EngineUnavailable,
     InputMismatch,
     ModelFileError,
     SaddleError,
@@ -17,7 +18,8 @@ from continuum.errors import ContinuumInputError
 from .schema import CaseError
 
 INPUT_ERRORS: tuple[type[Exception], ...] = (CaseError, DatasetError, ModelFileError, UnknownSpeciesError,
-                                              CheckpointMismatch, SaddleError, InputMismatch, ContinuumInputError)
+                                              CheckpointMismatch, SaddleError, InputMismatch, ContinuumInputError,
+                                              EngineUnavailable)
 try:  # the coupling's own input errors (atom side, handshake geometry)
     from coupling.errors import CouplingInputError
 

@@ -33,11 +33,14 @@ class VerletForceField:
     """Energy, forces and (optionally) stress of ``structures`` under ``model``.
 
     ``skin`` Å; ``stress``: compute the virial stress by default (NPT needs it every step).
+    ``rows``: only the first ``rows`` atoms are centres (the tables hold their rows; the others
+    are neighbours only, e.g. a domain's outer ghosts); None: every atom.
     """
 
     def __init__(self, model, structures: Structures, *, skin: float = 1.0, stress: bool = False,
-                 mask_bodies: bool = True, chunk_size: int | str | None = "auto"):
+                 mask_bodies: bool = True, chunk_size: int | str | None = "auto", rows: int | None = None):
         self.model = model
+        self.rows = rows
         self.template = structures
         self.skin = float(skin)
         self.stress = stress
@@ -55,8 +58,11 @@ class VerletForceField:
     def rebuild(self, positions: torch.Tensor, cell: torch.Tensor) -> None:
         """Build the list for the current positions (n, 3) Å and cells (B, 3, 3) Å (host sync)."""
         s = replace(self.template, positions=positions.detach(), cell=cell.detach())
-        self.candidates = build_neighbors(s, self.model.cutoff + self.skin, self.model.angular_cutoff + self.skin,
-                                          mask_bodies=self.mask_bodies)
+        nb = build_neighbors(s, self.model.cutoff + self.skin, self.model.angular_cutoff + self.skin,
+                             mask_bodies=self.mask_bodies)
+        if self.rows is not None:
+            nb = Neighbors(nb.index[: self.rows], nb.shift[: self.rows], nb.mask[: self.rows], nb.n_angular, nb.cutoff)
+        self.candidates = nb
         n_ang, n_rad = self._counts(positions.detach(), cell.detach())
         # widths: today's largest rows plus slack for density fluctuations until the next rebuild
         self._width_angular = int(n_ang.max()) + max(2, int(self.slack * int(n_ang.max()))) if len(n_ang) else 0
@@ -85,8 +91,9 @@ class VerletForceField:
 
     def _distances(self, positions: torch.Tensor, cell: torch.Tensor) -> torch.Tensor:
         nb = self.candidates
-        offset = torch.einsum("nmk,nkl->nml", nb.shift, cell[self.template.batch])
-        r = torch.linalg.vector_norm(positions[nb.index] - positions[:, None, :] + offset, dim=-1)
+        n = nb.index.shape[0]
+        offset = torch.einsum("nmk,nkl->nml", nb.shift, cell[self.template.batch[:n]])
+        r = torch.linalg.vector_norm(positions[nb.index] - positions[:n, None, :] + offset, dim=-1)
         return torch.where(nb.mask, r, torch.full_like(r, float("inf")))
 
     def _classes(self, positions, cell):
@@ -113,8 +120,8 @@ class VerletForceField:
         # target column of every candidate; those that do not belong go to a spill column
         col = torch.where(angular, col_a.clamp(max=wa), torch.where(radial, wa + col_r.clamp(max=wr), width))
         col = torch.where((angular & (col_a >= wa)) | (radial & (col_r >= wr)), width, col)
-        n = positions.shape[0]
         nb = self.candidates
+        n = nb.index.shape[0]
         index = torch.arange(n, device=positions.device)[:, None].expand(n, width + 1).clone()
         index.scatter_(1, col, nb.index)
         shift = nb.shift.new_zeros(n, width + 1, 3).scatter_(1, col[..., None].expand(-1, -1, 3), nb.shift)
@@ -129,12 +136,13 @@ class VerletForceField:
         table, self.overflow = self.compact(positions.detach(), cell.detach())
         s = replace(self.template, positions=positions, cell=cell)
         stress = self.stress if stress is None else stress
-        return predict(self.model, s, table, forces=True, stress=stress, chunk_size=self.chunk_size)
+        centres = None if self.rows is None else torch.arange(self.rows, device=positions.device)
+        return predict(self.model, s, table, forces=True, stress=stress, chunk_size=self.chunk_size, centres=centres)
 
     def min_distance(self, positions: torch.Tensor, cell: torch.Tensor) -> torch.Tensor:
         """(B,) closest distance between two atoms within the list, Å (inf if none)."""
-        batch = self.template.batch
         r = self._distances(positions, cell)
+        batch = self.template.batch[: r.shape[0]]
         per_atom = r.amin(dim=1) if r.shape[1] else torch.full_like(positions[:, 0], float("inf"))
         out = torch.full((len(cell),), float("inf"), dtype=r.dtype, device=r.device)
         return out.scatter_reduce(0, batch, per_atom, reduce="amin", include_self=True)

@@ -54,6 +54,30 @@ class AnalysisConfig:
             raise ValueError(f"analysis.equilibration_ps must be >= 0, got {self.equilibration_ps}")
 
 
+ENGINES = ("native", "lammps")
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """Which MD engine runs the case. ``native``: ours (one process, CPU or one GPU, batched
+    structures). ``lammps``: LAMMPS's domain decomposition over the ranks of ``mpiexec -n N``
+    (the optional extra ``lammps``; one structure; see :mod:`atomistic.engines.lammps`).
+    ``ghost_cutoff_A`` (lammps only): LAMMPS's communication cutoff, Å; default and minimum
+    2 r_c + skin, the shell that makes each rank's forces exact."""
+
+    name: str = "native"
+    ghost_cutoff_A: float | None = None
+
+    def __post_init__(self):
+        if self.name not in ENGINES:
+            raise ValueError(f"engine.name must be one of {ENGINES}, got {self.name!r}")
+        if self.ghost_cutoff_A is not None:
+            if self.name != "lammps":
+                raise ValueError(f"engine.ghost_cutoff_A is a setting of engine 'lammps', not {self.name!r}")
+            if not self.ghost_cutoff_A > 0:
+                raise ValueError(f"engine.ghost_cutoff_A must be a positive length in Å, got {self.ghost_cutoff_A!r}")
+
+
 @dataclass(frozen=True)
 class MDCase:
     """kind = "md": molecular dynamics of a structure with a trained model."""
@@ -65,9 +89,13 @@ class MDCase:
     md: MDSettings
     analysis: AnalysisConfig = field(default_factory=AnalysisConfig)
     output: RunOutputConfig = field(default_factory=RunOutputConfig)
+    engine: EngineConfig = field(default_factory=EngineConfig)
     threads: int = 0
 
     def __post_init__(self):
+        if self.engine.name == "lammps" and (self.analysis.heat_capacity or self.analysis.compressibility):
+            raise ValueError("analysis: the fluctuation analysis runs on engine 'native' only (it needs our "
+                             "thermostat's and barostat's ensembles); drop [analysis] or the [engine] table")
         if self.analysis.heat_capacity and self.md.ensemble != "nvt":
             raise ValueError(f"analysis.heat_capacity needs md.ensemble = 'nvt', got {self.md.ensemble!r}")
         if self.analysis.compressibility and self.md.ensemble != "npt":
@@ -83,6 +111,8 @@ def run(case: MDCase, ctx: RunContext) -> dict:
     set_threads(case.threads)
     model = load_potential(case_dir / case.potential.path, device=case.potential.device)
     frames = build_structures(case.structure, case_dir)
+    if case.engine.name == "lammps":
+        return _run_lammps(case, model, frames, ctx, report)
     md = MolecularDynamics(model, frames, case.md, device=case.potential.device, output=out, resume=resume,
                            progress=progress)
     log.info("%s: %d structure(s), %d atoms, %s, dt = %.3g fs, %d steps", case.name, len(frames),
@@ -96,6 +126,24 @@ def run(case: MDCase, ctx: RunContext) -> dict:
         body["analysis"] = analyse(case, md, out)
         write_json(out / "analysis.json", body["analysis"])
     return report.write(out, body)
+
+
+def _run_lammps(case: MDCase, model, frames, ctx: RunContext, report: Report) -> dict:
+    """The case under LAMMPS, on every rank of mpiexec; rank 0 writes the files. ``potential.device``
+    "cuda" without an index gives each rank the GPU ``local rank % count``."""
+    from atomistic.engines.lammps import load_lammps
+    from atomistic.engines.lammps_md import run_lammps_md
+
+    _, MPI = load_lammps()
+    if len(frames) != 1:
+        raise CaseError(f"engine 'lammps' runs one structure; the case's structure gives {len(frames)} frames")
+    result = run_lammps_md(model, frames[0], case.md, output=ctx.out, resume=ctx.resume,
+                           device=None if case.potential.device == "cuda" else case.potential.device,
+                           progress=ctx.progress, ghost_cutoff_A=case.engine.ghost_cutoff_A)
+    log.info("%s: %d atoms on %d LAMMPS rank(s), %s, dt = %.3g fs, %d steps, %.3g atom-steps/s", case.name,
+             len(frames[0]), result.ranks, case.md.ensemble.upper(), result.timestep_fs, case.md.steps,
+             result.atom_steps_per_s)
+    return report.write(ctx.out, {"md": result.summary()}, on_this_rank=MPI.COMM_WORLD.Get_rank() == 0)
 
 
 #: logged samples per structure that the fluctuation analysis needs after equilibration
@@ -156,4 +204,9 @@ def _model_noise(md: MolecularDynamics, out: Path, equilibration_ps: float) -> f
     return float(trajectory_model_noise(md.model, frames, device=md.device, dtype=md.dtype))
 
 
-KIND = Kind("md", MDCase, run, resumable=True)
+def _on_ranks(case: MDCase) -> bool:
+    """with [engine] name = 'lammps'"""
+    return case.engine.name == "lammps"
+
+
+KIND = Kind("md", MDCase, run, resumable=True, parallel=_on_ranks)
