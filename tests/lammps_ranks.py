@@ -5,7 +5,8 @@ input, and rank 0 writes the largest differences to ``OUT`` (JSON):
 
 - ``evaluate``: energy, forces and virial of (a) a triclinic periodic cell with rattled atoms,
   some outside the cell, (b) a perfect cubic lattice, whose atoms sit exactly on the planes that
-  split the box between ranks, (c) two bodies within a cutoff of each other, masked (non-periodic);
+  split the box between ranks, (c) two bodies within a cutoff of each other, masked (non-periodic),
+  (d) a slab periodic in its plane only, (e) a dimer, so that on 3 ranks one rank owns no atom;
 - ``trajectory``: 100 NVE steps from the same state, with a drift velocity of about 20 Å/ps so
   that every atom crosses sub-domain boundaries and migrates between ranks;
 - ``failure``: the model raises on one rank only; every rank must stop with the error.
@@ -43,7 +44,13 @@ def systems() -> dict[str, Atoms]:
     two = slab + other
     two.positions += rng.normal(0.0, 0.05, two.positions.shape)
     two.arrays["body"] = np.repeat([0, 1], len(slab))
-    return {"triclinic": tri, "lattice_on_boundaries": lattice, "masked_bodies": two}
+    surface = bulk("Cu", "fcc", a=3.61, cubic=True).repeat((3, 3, 2))
+    surface.center(vacuum=6.0, axis=2)
+    surface.pbc = (True, True, False)  # periodic in the plane, shrink-wrapped across it
+    surface.positions += rng.normal(0.0, 0.05, surface.positions.shape)
+    dimer = Atoms("Cu2", positions=[[0.0, 0.0, 0.0], [2.4, 0.3, 0.1]])  # on 3 ranks, one owns nothing
+    return {"triclinic": tri, "lattice_on_boundaries": lattice, "masked_bodies": two, "surface_slab": surface,
+            "dimer": dimer}
 
 
 def check_evaluate(model) -> dict:

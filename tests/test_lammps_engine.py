@@ -120,6 +120,22 @@ def test_lammps_run_resumes_on_the_same_trajectory(model, tmp_path):
     assert np.allclose(rows["total_energy_eV"], reference["total_energy_eV"], rtol=0, atol=1e-9)
 
 
+def test_lammps_thermostat_seeds_stay_in_range_on_long_resumed_runs(model, tmp_path):
+    """LAMMPS's generators refuse seeds above 9e8 (a thermostat adds the rank): a run resumed at
+    step 10^7, or a huge md.seed, still gets a valid seed; a Langevin run reports 3N degrees of
+    freedom (it does not conserve momentum), as ours does."""
+    from atomistic.engines.lammps_md import SEED_RANGE, thermostat_seed
+
+    for seed, step in [(0, 0), (0, 10**7), (2**40, 123_456), (-5, 0)]:
+        assert 1 <= thermostat_seed(seed, step) <= SEED_RANGE
+    s = MDSettings(ensemble="nvt", steps=20, timestep_fs=5.0, initial_temperature_K=300.0, log_every=10,
+                   trajectory_every=0, checkpoint_every=0, seed=2**40, thermostat=Thermostat("langevin", 300.0))
+    run_lammps_md(model, _cu(), s, output=tmp_path)
+    rows = np.genfromtxt(tmp_path / "thermo.csv", delimiter=",", names=True)
+    ke_per_dof = rows["kinetic_energy_eV"][0] / (3 * len(_cu()))
+    assert rows["temperature_K"][0] == pytest.approx(2 * ke_per_dof / 8.617333262e-5, rel=1e-4)
+
+
 def test_lammps_blow_up_stops_with_the_last_good_state(model, tmp_path):
     from atomistic.md import MDBlowUp, Safety
 

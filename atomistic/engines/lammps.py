@@ -99,12 +99,15 @@ def check_ghost_cutoff(model, skin_A: float, ghost_cutoff_A: float | None) -> fl
 
 
 def default_device(comm) -> torch.device:
-    """CUDA device ``local rank modulo device count`` when there is one, else the CPU."""
-    if not torch.cuda.is_available():
-        return torch.device("cpu")
+    """CUDA device ``local rank modulo device count`` when there is one, else the CPU (collective:
+    every rank finds its rank on its node)."""
     from mpi4py import MPI
 
-    local = comm.Split_type(MPI.COMM_TYPE_SHARED).Get_rank()
+    node = comm.Split_type(MPI.COMM_TYPE_SHARED)
+    local = node.Get_rank()
+    node.Free()
+    if not torch.cuda.is_available():
+        return torch.device("cpu")
     return torch.device("cuda", local % torch.cuda.device_count())
 
 
@@ -149,6 +152,7 @@ class LammpsEngine:
         self.dtype = getattr(self.model, "dtype", torch.float64)
         self.n_atoms = len(atoms)
         self.symbols = atoms.get_chemical_symbols()
+        self.masses = atoms.get_masses()  # amu, as given (LAMMPS holds them per element, scaled)
         self.species = species
         self.safety_max_force = float(safety_max_force_eV_A)
         body = atoms.arrays.get("body") if mask_bodies else None
@@ -164,7 +168,7 @@ class LammpsEngine:
         self.failure: str | None = None
         self.blown_up: str | None = None
         self._list: VerletForceField | None = None
-        self._tags = self._order = None
+        self._tags = self._order = self._nlocal = None
         #: this rank's halo bookkeeping, summed over evaluations: owned atoms, ghost copies held,
         #: centres evaluated (owned + copies within r_c of an owned atom), list builds
         self.halo = {"evaluations": 0, "owned": 0, "ghosts": 0, "centres": 0, "list_builds": 0}
@@ -176,7 +180,7 @@ class LammpsEngine:
         masses = atoms.get_masses()
         cmds = ["units metal", "atom_style atomic", "atom_modify map array", f"boundary {boundary}"]
         xhi, yhi, zhi, xy, xz, yz = box
-        if self.prism.is_skewed():
+        if any(t != 0.0 for t in (xy, xz, yz)):  # any tilt at all (Prism.is_skewed ignores small ones)
             cmds.append(f"region multiscale_box prism 0 {xhi!r} 0 {yhi!r} 0 {zhi!r} {xy!r} {xz!r} {yz!r} units box")
         else:
             cmds.append(f"region multiscale_box block 0 {xhi!r} 0 {yhi!r} 0 {zhi!r} units box")
@@ -231,8 +235,8 @@ class LammpsEngine:
 
     # --------------------------------------------------------------- callback
     def _callback(self, _caller, _step, nlocal, _tag, _x, f) -> None:
-        """Forces into ``f`` (this rank's atoms), the global energy, this rank's virial and the
-        stop flags; a Python error on one rank stops the run on every rank (``fix halt``)."""
+        """Forces into ``f`` (this rank's atoms), the total energy and virial (summed over ranks)
+        and the stop flags; a Python error on one rank stops the run on every rank (``fix halt``)."""
         energy, virial, fmax, failed = 0.0, np.zeros((3, 3)), 0.0, 0.0
         try:
             energy, forces, virial = self._evaluate(int(nlocal))
@@ -274,9 +278,11 @@ class LammpsEngine:
         x, tags, types, body = self._local_atoms(nlocal)
         nall = len(x)
         dev, dtype = self.device, self.dtype
+        if nall == 0:  # a sub-domain with no atoms (a cluster or slab on many ranks)
+            return 0.0, np.zeros((0, 3)), np.zeros((3, 3))
         cell = torch.zeros(1, 3, 3, dtype=dtype, device=dev)
         pos = torch.as_tensor(x, dtype=dtype, device=dev)
-        if self._needs_list(tags, pos, cell):
+        if self._needs_list(tags, nlocal, pos, cell):
             self._build_list(pos, cell, nlocal, tags, types, body)
         pos = pos[self._order]  # owned atoms, then the ghosts that can be centres, then the outer ghosts
         table, overflow = self._list.compact(pos, cell)
@@ -305,10 +311,11 @@ class LammpsEngine:
         virial = 0.5 * (virial + virial.T)
         return float(energy), (-g_pos[:nlocal]).cpu().numpy(), virial.cpu().numpy()
 
-    def _needs_list(self, tags: np.ndarray, pos: torch.Tensor, cell: torch.Tensor) -> bool:
-        """A new Verlet list when LAMMPS rebuilt its ghosts (other copies or order) or a copy moved
-        more than half the skin since the last build."""
-        if self._list is None or self._tags is None or not np.array_equal(tags, self._tags):
+    def _needs_list(self, tags: np.ndarray, nlocal: int, pos: torch.Tensor, cell: torch.Tensor) -> bool:
+        """A new Verlet list when LAMMPS rebuilt its ghosts (other copies or order, or other owned
+        atoms) or a copy moved more than half the skin since the last build."""
+        if (self._list is None or nlocal != self._nlocal or self._tags is None
+                or not np.array_equal(tags, self._tags)):
             return True
         return bool(self._list.margin(pos[self._order], cell).min() <= 0)
 
@@ -335,7 +342,7 @@ class LammpsEngine:
                        body=None if labels is None else labels[o])
         self._list = VerletForceField(self.model, s, skin=self.skin_A, rows=rows)
         self._list.rebuild(pos[o], cell)
-        self._tags = tags.copy()
+        self._tags, self._nlocal = tags.copy(), nlocal
         self.halo["list_builds"] += 1
 
     # ------------------------------------------------------------------ use
@@ -387,7 +394,8 @@ class LammpsEngine:
         x = x + n @ box
         v = self._gather("v", 1, 3) / VELOCITY_TO_LAMMPS
         cell = self.prism.vector_to_ase(box) if self.periodic else self._initial_cell
-        atoms = Atoms(self.symbols, positions=self.prism.vector_to_ase(x), cell=cell, pbc=self._pbc)
+        atoms = Atoms(self.symbols, positions=self.prism.vector_to_ase(x), cell=cell, pbc=self._pbc,
+                      masses=self.masses)
         atoms.set_velocities(self.prism.vector_to_ase(v))
         if self.bodies is not None:
             atoms.arrays["body"] = self.bodies.copy()

@@ -28,7 +28,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from ase import Atoms
-from ase.constraints import FixAtoms
 
 from atomistic.errors import InputMismatch, MDBlowUp
 from atomistic.md.monitor import DriftReport, energy_drift
@@ -62,8 +61,18 @@ class LammpsMDResult:
                 "drift": [d.as_dict() for d in self.drift], "outputs": self.outputs}
 
 
+#: LAMMPS's random generators take seeds in [1, 9e8]; a thermostat adds the rank to its seed
+SEED_RANGE = 899_000_000
+
+
+def thermostat_seed(seed: int, step: int) -> int:
+    """The seed of LAMMPS's thermostats for a run (re)started at ``step``, in their range."""
+    return 1 + (int(seed) + 7919 * int(step)) % SEED_RANGE
+
+
 def ensemble_commands(settings: MDSettings, timestep_fs: float, seed: int) -> list[str]:
-    """The LAMMPS commands that integrate ``settings``' ensemble (module docstring)."""
+    """The LAMMPS commands that integrate ``settings``' ensemble (module docstring); ``seed`` from
+    :func:`thermostat_seed`."""
     cmds = [f"timestep {timestep_fs / 1000.0!r}"]
     t = settings.thermostat
     if settings.ensemble == "nve":
@@ -71,9 +80,9 @@ def ensemble_commands(settings: MDSettings, timestep_fs: float, seed: int) -> li
     damp = t.time_fs / 1000.0
     if settings.ensemble == "nvt":
         cmds.append("fix multiscale_integrate all nve")
-        if t.kind == "langevin":
+        if t.kind == "langevin":  # it does not conserve momentum: 3N degrees of freedom, as ours counts
             return cmds + [f"fix multiscale_thermostat all langevin {t.temperature_K!r} {t.temperature_K!r} "
-                           f"{damp!r} {seed}"]
+                           f"{damp!r} {seed}", "compute_modify thermo_temp extra/dof 0"]
         return cmds + [f"fix multiscale_thermostat all temp/csvr {t.temperature_K!r} {t.temperature_K!r} "
                        f"{damp!r} {seed}"]
     b = settings.barostat
@@ -83,13 +92,14 @@ def ensemble_commands(settings: MDSettings, timestep_fs: float, seed: int) -> li
                    f"{style} {p!r} {p!r} {b.time_fs / 1000.0!r}"]
 
 
-def _check(atoms: Atoms, settings: MDSettings) -> None:
-    if any(isinstance(c, FixAtoms) for c in atoms.constraints):
-        raise InputMismatch("engine 'lammps' does not take fixed atoms (FixAtoms); use our engine")
+def _check(atoms: Atoms, settings: MDSettings, rank0: bool) -> None:
+    if atoms.constraints:
+        names = ", ".join(type(c).__name__ for c in atoms.constraints)
+        raise InputMismatch(f"engine 'lammps' does not take constraints ({names}); use our engine")
     if settings.ensemble == "npt" and (not atoms.pbc.all() or atoms.cell.rank < 3):
         raise InputMismatch(f"md.barostat needs a periodic cell in all three directions; the structure has "
                             f"pbc={atoms.pbc.tolist()}")
-    if settings.precision != "float64":
+    if settings.precision != "float64" and rank0:
         log.warning("engine 'lammps' evaluates the model in the model's own precision; md.precision = %r ignored",
                     settings.precision)
 
@@ -133,15 +143,18 @@ def run_lammps_md(model, atoms: Atoms, settings: MDSettings, *, output: str | Pa
     _, MPI = load_lammps()
     comm = comm if comm is not None else MPI.COMM_WORLD
     rank0 = comm.Get_rank() == 0
-    _check(atoms, settings)
+    _check(atoms, settings, rank0)
     check_ghost_cutoff(model, settings.skin_A, ghost_cutoff_A)
     out = Path(output) if output is not None else None
     timestep_fs = settings.timestep_fs
-    if timestep_fs is None:
-        from atomistic.analysis.timestep import suggest_timestep
+    if timestep_fs is None:  # rank 0's, to 10 digits: every rank and a resumed run use the same number
+        timestep_fs = None
+        if rank0:
+            from atomistic.analysis.timestep import suggest_timestep
 
-        timestep_fs = float(suggest_timestep(model, atoms).timestep_fs)
-        log.info("no time step given: using %.3f fs = T_min/20 from the Hessian", timestep_fs)
+            timestep_fs = float(f"{float(suggest_timestep(model, atoms).timestep_fs):.10g}")
+            log.info("no time step given: using %.3f fs = T_min/20 from the Hessian", timestep_fs)
+        timestep_fs = comm.bcast(timestep_fs, root=0)
     checkpoint = out / "checkpoint.pt" if out is not None else None
     fingerprint = _fingerprint(model, atoms, settings, timestep_fs)
     step0, samples = 0, []
@@ -169,7 +182,7 @@ def run_lammps_md(model, atoms: Atoms, settings: MDSettings, *, output: str | Pa
                           ghost_cutoff_A=ghost_cutoff_A, log_path=(out / "log.lammps") if out is not None else None,
                           safety_max_force_eV_A=settings.safety.max_force_eV_A)
     try:
-        engine.lmp.commands_list(ensemble_commands(settings, timestep_fs, settings.seed + 7919 * step0 + 1)
+        engine.lmp.commands_list(ensemble_commands(settings, timestep_fs, thermostat_seed(settings.seed, step0))
                                  + [f"reset_timestep {step0}"])
         result = _loop(engine, settings, timestep_fs, step0, samples, writers, out, checkpoint, fingerprint,
                        progress)
@@ -202,7 +215,7 @@ def _loop(engine: LammpsEngine, settings: MDSettings, timestep_fs: float, step0:
         now = int(engine.lmp.extract_global("ntimestep"))
         if engine.blown_up is not None or now != step + k:
             diagnosis = (f"MD under LAMMPS stopped at step {now}: {engine.blown_up or 'halted'}; the last good state "
-                         f"(step {step}) is kept")
+                         f"gathered (step {last_good.info['step']}) is kept")
             if out is not None and comm.Get_rank() == 0:
                 from atomistic.atomic_files import write_extxyz
 
@@ -210,11 +223,13 @@ def _loop(engine: LammpsEngine, settings: MDSettings, timestep_fs: float, step0:
                 diagnosis += f" in {out / 'last_good.extxyz'}"
             raise MDBlowUp(diagnosis, last_good=[last_good], step=now)
         step = now
-        state = engine.atoms()
-        last_good = state
-        _record(engine, settings, step, timestep_fs, writers, samples, state)
-        if settings.checkpoint_every and step % settings.checkpoint_every == 0 and checkpoint is not None:
-            _checkpoint(engine, checkpoint, state, step, writers, samples, fingerprint)
+        frame = settings.trajectory_every and step % settings.trajectory_every == 0
+        save = settings.checkpoint_every and step % settings.checkpoint_every == 0 and checkpoint is not None
+        if frame or save or step == settings.steps:  # gathered (every rank, O(N)) only when needed
+            last_good = engine.atoms()
+        _record(engine, settings, step, timestep_fs, writers, samples, last_good)
+        if save:
+            _checkpoint(engine, checkpoint, last_good, step, writers, samples, fingerprint)
         if bar is not None:
             bar.update(k)
     wall = time.perf_counter() - t0

@@ -143,7 +143,7 @@ class VerletForceField:
         """(B,) closest distance between two atoms within the list, Å (inf if none)."""
         r = self._distances(positions, cell)
         batch = self.template.batch[: r.shape[0]]
-        per_atom = r.amin(dim=1) if r.shape[1] else torch.full_like(positions[:, 0], float("inf"))
+        per_atom = r.amin(dim=1) if r.shape[1] else torch.full_like(positions[: r.shape[0], 0], float("inf"))
         out = torch.full((len(cell),), float("inf"), dtype=r.dtype, device=r.device)
         return out.scatter_reduce(0, batch, per_atom, reduce="amin", include_self=True)
 

@@ -59,8 +59,8 @@ def drain(steps):
 class Kind:
     """A case kind: its ``name`` (the case file's ``kind``), its ``case`` class, its ``run``,
     whether an interrupted run can be continued with ``--resume`` (``resumable``), whether it
-    runs on several MPI ranks (``parallel``: True, or a function of the case whose docstring says
-    when; the others run in one process and refuse mpiexec)
+    runs on several MPI ranks (``parallel``: True, or a function of the case, with
+    ``parallel_note`` saying when; the others run in one process and refuse mpiexec)
     and, for kinds that step in time, ``iterate(case, context)``: a generator of
     :class:`OutputStep` that returns the report (what :func:`multiscale.api.irun` drives)."""
 
@@ -70,6 +70,7 @@ class Kind:
     resumable: bool = False
     parallel: bool | Callable[[object], bool] = False
     iterate: Callable | None = None
+    parallel_note: str = ""
 
     def runs_on_ranks(self, case) -> bool:
         """Whether ``case`` of this kind runs on several MPI ranks."""
@@ -77,9 +78,7 @@ class Kind:
 
     def parallel_description(self) -> str:
         """The kind's name, with when it uses MPI if only some of its cases do."""
-        if callable(self.parallel):
-            return f"kind {self.name!r} {(self.parallel.__doc__ or '').strip()}".strip()
-        return f"kind {self.name!r}"
+        return f"kind {self.name!r} {self.parallel_note}".strip()
 
 
 @cache

@@ -109,10 +109,11 @@ def run(case: MDCase, ctx: RunContext) -> dict:
     case_dir, out, resume, progress = ctx.case_dir, ctx.out, ctx.resume, ctx.progress
     report = Report(case)
     set_threads(case.threads)
+    if case.engine.name == "lammps":  # every rank loads on the CPU, then moves to its own device
+        model = load_potential(case_dir / case.potential.path, device="cpu")
+        return _run_lammps(case, model, build_structures(case.structure, case_dir), ctx, report)
     model = load_potential(case_dir / case.potential.path, device=case.potential.device)
     frames = build_structures(case.structure, case_dir)
-    if case.engine.name == "lammps":
-        return _run_lammps(case, model, frames, ctx, report)
     md = MolecularDynamics(model, frames, case.md, device=case.potential.device, output=out, resume=resume,
                            progress=progress)
     log.info("%s: %d structure(s), %d atoms, %s, dt = %.3g fs, %d steps", case.name, len(frames),
@@ -134,12 +135,15 @@ def _run_lammps(case: MDCase, model, frames, ctx: RunContext, report: Report) ->
     from atomistic.engines.lammps import load_lammps
     from atomistic.engines.lammps_md import run_lammps_md
 
+    from ..fe_build import abort_other_ranks
+
     _, MPI = load_lammps()
     if len(frames) != 1:
         raise CaseError(f"engine 'lammps' runs one structure; the case's structure gives {len(frames)} frames")
-    result = run_lammps_md(model, frames[0], case.md, output=ctx.out, resume=ctx.resume,
-                           device=None if case.potential.device == "cuda" else case.potential.device,
-                           progress=ctx.progress, ghost_cutoff_A=case.engine.ghost_cutoff_A)
+    with abort_other_ranks(MPI.COMM_WORLD):  # rank 0 writes the files: its failure must not leave the others waiting
+        result = run_lammps_md(model, frames[0], case.md, output=ctx.out, resume=ctx.resume,
+                               device=None if case.potential.device == "cuda" else case.potential.device,
+                               progress=ctx.progress, ghost_cutoff_A=case.engine.ghost_cutoff_A)
     log.info("%s: %d atoms on %d LAMMPS rank(s), %s, dt = %.3g fs, %d steps, %.3g atom-steps/s", case.name,
              len(frames[0]), result.ranks, case.md.ensemble.upper(), result.timestep_fs, case.md.steps,
              result.atom_steps_per_s)
@@ -205,8 +209,7 @@ def _model_noise(md: MolecularDynamics, out: Path, equilibration_ps: float) -> f
 
 
 def _on_ranks(case: MDCase) -> bool:
-    """with [engine] name = 'lammps'"""
     return case.engine.name == "lammps"
 
 
-KIND = Kind("md", MDCase, run, resumable=True, parallel=_on_ranks)
+KIND = Kind("md", MDCase, run, resumable=True, parallel=_on_ranks, parallel_note="with [engine] name = 'lammps'")
