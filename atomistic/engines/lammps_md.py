@@ -19,10 +19,11 @@ the step), so a resumed NVT/NPT run is statistically, not bitwise, the same.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +31,7 @@ import torch
 from ase import Atoms
 
 from atomistic.errors import InputMismatch, MDBlowUp
+from atomistic.md.driver import model_digest
 from atomistic.md.monitor import DriftReport, energy_drift
 from atomistic.md.output import ThermoLog, TrajectoryWriter, load_checkpoint, save_checkpoint, thermo_plot, truncate
 from atomistic.md.settings import MDSettings
@@ -289,12 +291,11 @@ def _checkpoint(engine, path: Path, state: Atoms, step: int, writers, samples, f
 
 
 def _fingerprint(model, atoms: Atoms, settings: MDSettings, timestep_fs: float) -> str:
-    import hashlib
-
-    h = hashlib.sha256()
-    h.update(json.dumps({"settings": repr(replace(settings, steps=0)), "dt": timestep_fs, "n": len(atoms),
-                         "symbols": atoms.get_chemical_symbols(), "engine": "lammps"}).encode())
-    for t in model.state_dict().values():
-        h.update(t.detach().cpu().numpy().tobytes())
-    return h.hexdigest()
-
+    """What a checkpoint must match to be resumed: the dynamics' settings (not the run's length
+    or its output intervals), the time step, the atoms and the model, as our engine's."""
+    s = asdict(settings)
+    for key in ("steps", "log_every", "trajectory_every", "checkpoint_every", "check_every"):
+        s.pop(key)
+    content = {"engine": "lammps", "settings": s, "timestep_fs": timestep_fs, "species": list(model.species),
+               "symbols": atoms.get_chemical_symbols(), "model": model_digest(model)}
+    return hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode()).hexdigest()[:16]

@@ -166,7 +166,7 @@ class MolecularDynamics:
             s.pop(key)
         content = {"settings": s, "timestep_fs": self.timestep_fs, "species": self.model.species,
                    "symbols": [a.get_chemical_formula() for a in self.frames],
-                   "model": _model_digest(self.model)}
+                   "model": model_digest(self.model)}
         return hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
     def _writers(self, resume: bool) -> None:
@@ -481,7 +481,8 @@ class MolecularDynamics:
         return out
 
 
-def _model_digest(model) -> str:
+def model_digest(model) -> str:
+    """A short hash of the model's weights and buffers (checkpoints name the model they belong to)."""
     h = hashlib.sha256()
     for key, value in sorted(model.state_dict().items()):
         h.update(key.encode())
