@@ -1,6 +1,8 @@
 """MD checks for a lent CUDA machine: the step makes no host round-trip (CUDA sync-debug mode
-raises on any synchronising call inside a block), NVE drift on CUDA in float64 and float32,
-and CUDA vs CPU trajectories. Prints a summary; writes JSON to --out."""
+raises on any synchronising call inside a block), blocks replayed from CUDA graphs against eager
+blocks (float64 trajectories, seeded NVT, the graphs' counts), NVE drift on CUDA in float64 and
+float32 (graphs on, the default, and off), and CUDA vs CPU trajectories. Prints a summary;
+writes JSON to --out."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -54,13 +57,31 @@ def no_sync_in_block(model) -> dict:
     return {"no_host_sync_per_step": ok, "error": err}
 
 
-def nve(model, device, precision, repeat=4, ps=10.0):
-    s = MDSettings(ensemble="nve", steps=0, timestep_fs=None, log_every=10, precision=precision)
+def graphs_vs_eager(model) -> dict:
+    """The same float64 runs with graphs and without: NVE with a thin skin (rebuilds, halved
+    blocks) and Langevin NVT from one seed; largest position difference after 200 steps."""
+    out = {}
+    for name, extra in (("nve", {}), ("nvt", {"ensemble": "nvt", "thermostat": Thermostat("langevin", 600.0, 50.0)})):
+        s = MDSettings(steps=200, timestep_fs=4.0, skin_A=0.3, check_every=10, log_every=5, trajectory_every=50,
+                       checkpoint_every=0, seed=7, **extra)
+        runs = {}
+        for graphs in (True, False):
+            md = MolecularDynamics(model, crystal(4), replace(s, cuda_graphs=graphs), device="cuda")
+            r = md.run()
+            runs[graphs] = (r.atoms[0].positions, r.cuda_graphs)
+        out[name] = {"max_position_difference_A": float(np.abs(runs[True][0] - runs[False][0]).max()),
+                     "graphs": runs[True][1]}
+    return out
+
+
+def nve(model, device, precision, repeat=4, ps=10.0, graphs=True):
+    s = MDSettings(ensemble="nve", steps=0, timestep_fs=None, log_every=10, precision=precision, cuda_graphs=graphs)
     md = MolecularDynamics(model, crystal(repeat), s, device=device)
     steps = int(ps * 1000 / md.timestep_fs)
     t = time.perf_counter()
     r = md.run(steps)
-    return {"device": device, "precision": precision, "atoms": 4 * repeat**3, "timestep_fs": md.timestep_fs,
+    return {"device": device, "precision": precision, "graphs": r.cuda_graphs, "atoms": 4 * repeat**3,
+            "timestep_fs": md.timestep_fs,
             "drift_meV_per_atom_ps": r.drift[0].drift_meV_per_atom_ps, "growing": r.drift[0].growing,
             "atom_steps_per_s": r.atom_steps_per_s, "seconds": time.perf_counter() - t,
             "final_positions": r.atoms[0].positions}
@@ -72,7 +93,10 @@ if __name__ == "__main__":
     args = parser.parse_args()
     model = load_potential(ROOT / "cases" / "models" / "cu_emt.safetensors")
     result = {"device": torch.cuda.get_device_name(), "sync": no_sync_in_block(model)}
-    runs = [nve(model, "cuda", "float64"), nve(model, "cuda", "float32"), nve(model, "cpu", "float64", ps=1.0)]
+    result["graphs_vs_eager"] = graphs_vs_eager(model)
+    print(json.dumps(result, indent=2), flush=True)
+    runs = [nve(model, "cuda", "float64"), nve(model, "cuda", "float32"), nve(model, "cpu", "float64", ps=1.0),
+            nve(model, "cuda", "float64", graphs=False)]
     short_cuda = nve(model, "cuda", "float64", ps=1.0)
     result["cuda_vs_cpu_positions_1ps"] = float(
         np.abs(short_cuda["final_positions"] - runs[2]["final_positions"]).max())

@@ -5,7 +5,8 @@
 For each size, 20 NVE steps of the shipped Cu model (float32) run under torch.profiler after a
 warm-up; the table gives wall time per step, CUDA kernels per step, the summed kernel time per
 step (the GPU's busy time) and the operators with the most kernels. A step whose kernel time is
-far below its wall time is launch-bound: the case for CUDA graphs or fused kernels.
+far below its wall time is launch-bound: the case for CUDA graphs or fused kernels. Blocks run
+eagerly here (``cuda_graphs = False``); ``bench/md_latency.py`` compares them with graphs.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ def main():
         atoms = bulk("Cu", "fcc", a=3.59, cubic=True).repeat(repeat)
         atoms.rattle(0.02, seed=0)
         s = MDSettings(ensemble="nve", steps=0, timestep_fs=2.0, precision="float32", log_every=0,
-                       trajectory_every=0, checkpoint_every=0, check_every=20)
+                       trajectory_every=0, checkpoint_every=0, check_every=20, cuda_graphs=False)
         md = MolecularDynamics(model, atoms, s, device="cuda")
         md.run(40)
         torch.cuda.synchronize()

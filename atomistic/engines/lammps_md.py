@@ -34,7 +34,7 @@ from atomistic.errors import InputMismatch, MDBlowUp
 from atomistic.md.driver import model_digest
 from atomistic.md.monitor import DriftReport, energy_drift
 from atomistic.md.output import ThermoLog, TrajectoryWriter, load_checkpoint, save_checkpoint, thermo_plot, truncate
-from atomistic.md.settings import MDSettings
+from atomistic.md.settings import RUN_ONLY_SETTINGS, MDSettings
 
 from .lammps import LammpsEngine, check_ghost_cutoff, load_lammps
 
@@ -294,7 +294,7 @@ def _fingerprint(model, atoms: Atoms, settings: MDSettings, timestep_fs: float) 
     """What a checkpoint must match to be resumed: the dynamics' settings (not the run's length
     or its output intervals), the time step, the atoms and the model, as our engine's."""
     s = asdict(settings)
-    for key in ("steps", "log_every", "trajectory_every", "checkpoint_every", "check_every"):
+    for key in RUN_ONLY_SETTINGS:
         s.pop(key)
     content = {"engine": "lammps", "settings": s, "timestep_fs": timestep_fs, "species": list(model.species),
                "symbols": atoms.get_chemical_symbols(), "model": model_digest(model)}

@@ -33,14 +33,16 @@ from tqdm.auto import tqdm
 from atomistic.analysis.timestep import suggest_timestep
 from atomistic.atomic_files import write_extxyz, write_text
 from atomistic.errors import InputMismatch, MDBlowUp
+from atomistic.md.captured import MAX_ATOMS as GRAPH_MAX_ATOMS
+from atomistic.md.captured import BlockResult, GraphBlocks, Plan
 from atomistic.md.forcefield import VerletForceField
 from atomistic.md.integrators import Propagator
 from atomistic.md.monitor import DriftReport, energy_drift
 from atomistic.md.output import ThermoLog, TrajectoryWriter, load_checkpoint, save_checkpoint, thermo_plot, truncate
-from atomistic.md.settings import MDSettings
+from atomistic.md.settings import RUN_ONLY_SETTINGS, MDSettings
 from atomistic.md.state import MDState, System, kinetic_energy, maxwell_boltzmann, pressure, temperature
 from atomistic.potential.models import model_device
-from atomistic.potential.structure import check_distances, fixed_mask, from_atoms
+from atomistic.potential.structure import cell_volume, check_distances, fixed_mask, from_atoms
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +57,9 @@ class MDResult:
     structure (NVE with enough log samples, else empty); rebuilds / replays: neighbour-list
     rebuilds and replayed blocks; atom_steps_per_s: throughput of the loop (atom-steps per
     second of wall clock; None when no step was timed); wall_s: seconds in the loop; segments:
-    how many runs (the first and each ``resume``) made it; outputs: paths written.
+    how many runs (the first and each ``resume``) made it; outputs: paths written;
+    cuda_graphs: this segment's graph counts (captures, replayed blocks, why a capture failed),
+    None when blocks ran eagerly.
 
     The counters cover the whole run, every resumed segment included (they travel in the
     checkpoint); steps redone after a kill are counted once, and the wall time lost with them
@@ -73,11 +77,13 @@ class MDResult:
     wall_s: float = 0.0
     segments: int = 1
     outputs: dict[str, str] = field(default_factory=dict)
+    cuda_graphs: dict | None = None
 
     def summary(self) -> dict:
         return {"timestep_fs": self.timestep_fs, "steps": self.steps, "rebuilds": self.rebuilds,
                 "replays": self.replays, "atom_steps_per_s": self.atom_steps_per_s, "wall_s": self.wall_s,
-                "segments": self.segments, "drift": [d.as_dict() for d in self.drift], "outputs": self.outputs}
+                "segments": self.segments, "drift": [d.as_dict() for d in self.drift], "outputs": self.outputs,
+                "cuda_graphs": self.cuda_graphs}
 
 
 class MolecularDynamics:
@@ -126,10 +132,16 @@ class MolecularDynamics:
         self.timestep_fs = settings.timestep_fs or self._suggest_timestep()
         self.generator = torch.Generator(device=device)
         self.generator.manual_seed(settings.seed)
+        graphs = settings.cuda_graphs and device.type == "cuda" and len(masses) <= GRAPH_MAX_ATOMS
+        if settings.cuda_graphs and device.type == "cuda" and not graphs:
+            log.info("%d atoms: MD blocks run without CUDA graphs (above %d atoms the kernels outlast their "
+                     "launches)", len(masses), GRAPH_MAX_ATOMS)
         self.forcefield = VerletForceField(self.model, structures, skin=settings.skin_A,
-                                           stress=settings.ensemble == "npt", mask_bodies=mask_bodies)
+                                           stress=settings.ensemble == "npt", mask_bodies=mask_bodies, static=graphs)
         self.propagator = Propagator(self.system, self.forcefield, self.timestep_fs, thermo, settings.barostat,
                                      self.generator)
+        #: the CUDA-graph runner of the blocks (None: every block runs eagerly)
+        self.graphs = GraphBlocks(self._advance, self.generator) if graphs else None
         self.fingerprint = self._fingerprint()
         self.replays = 0
         self._block_length = settings.check_every
@@ -162,7 +174,7 @@ class MolecularDynamics:
 
     def _fingerprint(self) -> str:
         s = asdict(self.settings)
-        for key in ("steps", "log_every", "trajectory_every", "checkpoint_every", "check_every"):
+        for key in RUN_ONLY_SETTINGS:
             s.pop(key)
         content = {"settings": s, "timestep_fs": self.timestep_fs, "species": self.model.species,
                    "symbols": [a.get_chemical_formula() for a in self.frames],
@@ -311,35 +323,44 @@ class MolecularDynamics:
 
     def _block(self, state: MDState, n: int):
         """``n`` steps with no host round-trip; one transfer at the end reads the flags."""
+        s = self.settings
+        plan = Plan.of(state.step, n, s.log_every, s.trajectory_every, bool(self.system.periodic.all()))
+        if self.graphs is not None:
+            end, rows, frames, flags = self.graphs.run(state, plan, self.forcefield.generation)
+        else:
+            end, rows, frames, flags = self._advance(state, plan)
+        margin_h, bad_h, overflow_h = flags.cpu().tolist()
+        records = [(state.step + k, rows[i]) for i, k in enumerate(plan.logged)]
+        return end, records, frames, (margin_h <= 0.0, bool(bad_h), margin_h, bool(overflow_h))
+
+    def _advance(self, state: MDState, plan: Plan) -> BlockResult:
+        """The steps of one block on the device (eager, or recorded into a CUDA graph)."""
         s, ff = self.settings, self.forcefield
         limit = s.safety.max_force_eV_A
         bad = torch.zeros((), dtype=torch.bool, device=self.device)
         overflow = torch.zeros((), dtype=torch.bool, device=self.device)
         margin = None
-        records, frames = [], []
-        log_pressure = bool(self.system.periodic.all())
-        for _ in range(n):
-            logged = bool(s.log_every) and (state.step + 1) % s.log_every == 0
-            state = self.propagator.step(state, stress=logged and log_pressure)
+        rows, frames = [], []
+        for k in range(1, plan.n + 1):
+            logged = k in plan.logged
+            state = self.propagator.step(state, stress=logged and plan.stress)
             overflow = overflow | ff.overflow
             f = state.forces
             bad = bad | ~torch.isfinite(f).all() | ~torch.isfinite(state.energy).all() | (f.abs().amax() > limit)
             m = ff.margin(state.positions, state.cell).amin()
             margin = m if margin is None else torch.minimum(margin, m)
             if logged:
-                records.append((state.step, self._thermo(state)))
-            if s.trajectory_every and state.step % s.trajectory_every == 0:
+                rows.append(self._thermo(state))
+            if k in plan.framed:
                 frames.append(state)
         close = (ff.min_distance(state.positions, state.cell).amin() < s.safety.min_distance_A)
-        host = torch.stack([margin.to(torch.float64), (bad | close).to(torch.float64),
-                            overflow.to(torch.float64)]).cpu().tolist()
-        margin_h, bad_h, overflow_h = host
-        return state, records, frames, (margin_h <= 0.0, bool(bad_h), margin_h, bool(overflow_h))
+        flags = torch.stack([margin.to(torch.float64), (bad | close).to(torch.float64), overflow.to(torch.float64)])
+        return state, torch.stack(rows) if rows else None, frames, flags
 
     def _thermo(self, state: MDState) -> torch.Tensor:
         """(B, 6): E_pot, E_kin, E_tot (eV), T (K), P (GPa), V (Å^3), still on the device."""
         ke = kinetic_energy(self.system, state.momenta)
-        volume = torch.linalg.det(state.cell).abs()
+        volume = cell_volume(state.cell)
         if state.stress is not None:
             p = pressure(self.system, state) / units.GPa
         else:
@@ -437,11 +458,14 @@ class MolecularDynamics:
                           rebuilds=c["rebuilds"], replays=c["replays"], wall_s=c["wall_s"], segments=c["segments"],
                           atom_steps_per_s=(c["timed_steps"] * n_atoms / c["wall_s"]
                                             if c["timed_steps"] and c["wall_s"] > 0 else None),
-                          drift=self.drift())
+                          drift=self.drift(), cuda_graphs=self.graphs.stats() if self.graphs is not None else None)
         for d in result.drift:
             log.info("NVE drift %.3g meV/atom/ps over %.2f ps (fluctuation %.3g meV/atom)%s",
                      d.drift_meV_per_atom_ps, d.duration_ps, d.fluctuation_meV_per_atom,
                      "; GROWING with time" if d.growing else "")
+        if result.cuda_graphs is not None:
+            log.info("CUDA graphs: %d captured, %d blocks replayed from them%s", result.cuda_graphs["captures"],
+                     result.cuda_graphs["replays"], f"; off after: {self.graphs.failed}" if self.graphs.failed else "")
         if self.output is not None:
             if self.settings.checkpoint_every and not finished:
                 self._checkpoint()

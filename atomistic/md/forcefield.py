@@ -35,12 +35,18 @@ class VerletForceField:
     ``skin`` Å; ``stress``: compute the virial stress by default (NPT needs it every step).
     ``rows``: only the first ``rows`` atoms are centres (the tables hold their rows; the others
     are neighbours only, e.g. a domain's outer ghosts); None: every atom.
+    ``static``: every rebuild writes into the same tensors (see :meth:`rebuild`), so that a CUDA
+    graph captured once reads the current list; :attr:`generation` counts the times they had to
+    be replaced.
     """
 
     def __init__(self, model, structures: Structures, *, skin: float = 1.0, stress: bool = False,
-                 mask_bodies: bool = True, chunk_size: int | str | None = "auto", rows: int | None = None):
+                 mask_bodies: bool = True, chunk_size: int | str | None = "auto", rows: int | None = None,
+                 static: bool = False):
         self.model = model
         self.rows = rows
+        self.static = static
+        self.generation = 0
         self.template = structures
         self.skin = float(skin)
         self.stress = stress
@@ -56,20 +62,60 @@ class VerletForceField:
         return self.model.cutoff
 
     def rebuild(self, positions: torch.Tensor, cell: torch.Tensor) -> None:
-        """Build the list for the current positions (n, 3) Å and cells (B, 3, 3) Å (host sync)."""
+        """Build the list for the current positions (n, 3) Å and cells (B, 3, 3) Å (host sync).
+
+        In ``static`` mode the candidate table, the compacted widths and the reference positions
+        and cells live in fixed tensors that a rebuild overwrites in place. They are replaced
+        (and :attr:`generation` is raised) only when the new list needs more columns than they
+        hold: the candidate table then gets a quarter more room than it needs, the compacted
+        widths an eighth more than their usual slack, and they never shrink. Extra columns are
+        masked padding and change no energy.
+        """
         s = replace(self.template, positions=positions.detach(), cell=cell.detach())
         nb = build_neighbors(s, self.model.cutoff + self.skin, self.model.angular_cutoff + self.skin,
                              mask_bodies=self.mask_bodies)
         if self.rows is not None:
             nb = Neighbors(nb.index[: self.rows], nb.shift[: self.rows], nb.mask[: self.rows], nb.n_angular, nb.cutoff)
+        if self.static:
+            nb = self._into_fixed_table(nb)
         self.candidates = nb
         n_ang, n_rad = self._counts(positions.detach(), cell.detach())
         # widths: today's largest rows plus slack for density fluctuations until the next rebuild
-        self._width_angular = int(n_ang.max()) + max(2, int(self.slack * int(n_ang.max()))) if len(n_ang) else 0
-        self._width_radial = int(n_rad.max()) + max(2, int(self.slack * int(n_rad.max()))) if len(n_rad) else 0
-        self._x0 = positions.detach().clone()
-        self._h0_inv, self._has_cell = _safe_inverse(cell.detach(), self.template.pbc)
+        wa = int(n_ang.max()) + max(2, int(self.slack * int(n_ang.max()))) if len(n_ang) else 0
+        wr = int(n_rad.max()) + max(2, int(self.slack * int(n_rad.max()))) if len(n_rad) else 0
+        h0_inv, has_cell = _safe_inverse(cell.detach(), self.template.pbc)
+        if self.static and self._x0 is not None:
+            # widths only grow here, and then with room (each growth costs a new capture)
+            if wa > self._width_angular:
+                self._width_angular, self.generation = wa + max(2, wa // 8), self.generation + 1
+            if wr > self._width_radial:
+                self._width_radial, self.generation = wr + max(2, wr // 8), self.generation + 1
+            self._x0.copy_(positions.detach())
+            self._h0_inv.copy_(h0_inv)
+            self._has_cell.copy_(has_cell)
+        else:
+            self._width_angular, self._width_radial = wa, wr
+            self._x0 = positions.detach().clone()
+            self._h0_inv, self._has_cell = h0_inv, has_cell
         self.rebuilds += 1
+
+    def _into_fixed_table(self, nb: Neighbors) -> Neighbors:
+        """``nb`` copied into the fixed candidate tensors (replaced, with room to grow, when too
+        narrow); the columns beyond ``nb``'s are masked padding pointing at the atom itself."""
+        n, w = nb.index.shape
+        old = self.candidates
+        if old is None or old.index.shape[0] != n or old.index.shape[1] < w:
+            cap = w + max(2, w // 4)
+            index = torch.arange(n, device=nb.index.device)[:, None].expand(n, cap).clone()
+            old = Neighbors(index, nb.shift.new_zeros(n, cap, 3), nb.mask.new_zeros(n, cap), nb.n_angular, nb.cutoff)
+            self.generation += 1
+        old.index[:, :w].copy_(nb.index)
+        old.index[:, w:].copy_(torch.arange(n, device=nb.index.device)[:, None].expand(n, old.index.shape[1] - w))
+        old.shift[:, :w].copy_(nb.shift)
+        old.shift[:, w:].zero_()
+        old.mask[:, :w].copy_(nb.mask)
+        old.mask[:, w:].zero_()
+        return Neighbors(old.index, old.shift, old.mask, nb.n_angular, nb.cutoff)
 
     def margin(self, positions: torch.Tensor, cell: torch.Tensor) -> torch.Tensor:
         """(B,) Å on the device: the lower bound on the distance of any unlisted pair, minus the

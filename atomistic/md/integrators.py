@@ -22,6 +22,7 @@ from ase import units
 from atomistic.md.forcefield import VerletForceField
 from atomistic.md.settings import Barostat, Thermostat
 from atomistic.md.state import MDState, System, kinetic_energy, kinetic_tensor
+from atomistic.potential.structure import cell_volume
 
 
 class Propagator:
@@ -103,7 +104,7 @@ def barostat_log_strain(system: System, state: MDState, barostat: Barostat, kT: 
     plus virial pressure. (The Itô drift of the volume-dependent mobility cancels the Jacobian
     term kT / V.) Returns (B, 3) increments of ln L_a.
     """
-    volume = torch.linalg.det(state.cell).abs()
+    volume = cell_volume(state.cell)
     pk = torch.diagonal(kinetic_tensor(system, state.momenta), dim1=1, dim2=2) / volume[:, None]
     p_aa = pk - torch.diagonal(state.stress, dim1=1, dim2=2)  # (B, 3), eV/Å^3
     p0 = barostat.pressure_GPa * units.GPa

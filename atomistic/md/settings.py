@@ -92,6 +92,10 @@ class MDSettings:
                         inside a block the device runs with no host round-trip
     log_every / trajectory_every / checkpoint_every   steps (0: never)
     precision           "float64" (default) or "float32" (explicit choice, faster on GPUs)
+    cuda_graphs         on a CUDA device with up to 2^18 atoms, replay each block of steps from a
+                        captured CUDA graph (one launch instead of hundreds per step;
+                        :mod:`atomistic.md.captured`); the trajectory is the eager one to
+                        rounding. Ignored on CPUs.
     """
 
     ensemble: str = "nve"
@@ -107,6 +111,7 @@ class MDSettings:
     checkpoint_every: int = 1000
     seed: int = 0
     precision: str = "float64"
+    cuda_graphs: bool = True
     safety: Safety = field(default_factory=Safety)
 
     def __post_init__(self):
@@ -135,3 +140,10 @@ class MDSettings:
                 raise ValueError(f"md.{name} must be an integer >= 0 (0: never), got {value!r}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"md.precision must be one of {PRECISIONS}, got {self.precision!r}")
+        if not isinstance(self.cuda_graphs, bool):
+            raise ValueError(f"md.cuda_graphs must be true or false, got {self.cuda_graphs!r}")
+
+
+#: settings of how a run is carried out, not of its dynamics: a checkpoint's fingerprint leaves
+#: them out, so a run may be resumed with another length, other output intervals or host checks
+RUN_ONLY_SETTINGS = ("steps", "log_every", "trajectory_every", "checkpoint_every", "check_every", "cuda_graphs")

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import torch
 from ase import units
 
-from atomistic.potential.structure import Structures
+from atomistic.potential.structure import Structures, cell_volume
 
 
 @dataclass(frozen=True)
@@ -77,7 +77,7 @@ def temperature(system: System, momenta: torch.Tensor) -> torch.Tensor:
 
 def pressure(system: System, state: MDState) -> torch.Tensor:
     """(B,) instantaneous pressure (kinetic + virial), eV/Å^3; NaN without a periodic cell."""
-    volume = torch.linalg.det(state.cell).abs()
+    volume = cell_volume(state.cell)
     kinetic = torch.diagonal(kinetic_tensor(system, state.momenta), dim1=1, dim2=2).sum(1) / (3.0 * volume)
     virial = -torch.diagonal(state.stress, dim1=1, dim2=2).sum(1) / 3.0
     return torch.where(system.periodic, kinetic + virial, torch.nan)

@@ -191,7 +191,9 @@ class BehlerParrinello(nn.Module):
         # padded entries sit beyond the cutoff, so fc = 0 masks them; one-hot only for E > 1
         onehot = None
         if self.n_species > 1:
-            onehot = nn.functional.one_hot(neighbor_species, self.n_species).to(vectors.dtype)
+            # a comparison, not one_hot: that one checks its input's range on the host
+            elements = torch.arange(self.n_species, device=neighbor_species.device)
+            onehot = (neighbor_species[..., None] == elements).to(vectors.dtype)
         fc = cutoff_function(r, s.cutoff, s.cutoff_function)
         basis = gaussian_basis(r, self.radial_weights, self.radial_mid)  # (n, m, K)
         weight = fc[:, None, :] if onehot is None else onehot.transpose(1, 2) * fc[:, None, :]  # (n, E, m)

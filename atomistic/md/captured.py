@@ -1,0 +1,182 @@
+"""Blocks of MD steps captured once as a CUDA graph and replayed as one launch.
+
+A block of ``check_every`` steps (integrator, thermostat noise, list compaction, model, blow-up
+flags) issues a few hundred kernels per step. On a GPU with up to ~10^4 atoms those launches,
+not the arithmetic, set the pace (docs/benchmarks.md). :class:`GraphBlocks` records a block once
+and replays it:
+
+- a block's :class:`Plan` (its length, the steps that log and those that keep a frame, which
+  follow from the start step) names its graph; a run has a few plans, each gets one graph, and
+  all of them share one memory pool;
+- before a replay the state (positions, momenta, cell, forces, energy, stress) is copied into
+  fixed input tensors; right after it the outputs are cloned out of the graph's memory, so nothing
+  the driver keeps is overwritten by the next replay;
+- the neighbour tables are the force field's fixed tensors (its ``static`` mode): a rebuild
+  between blocks writes into them, and only when they must grow (its ``generation``) are the
+  graphs dropped and captured again;
+- thermostat and barostat noise come from the run's generator, registered with every graph:
+  each replay draws new numbers from the generator's device-side state, and setting that state
+  (to redo a block) works as it does without graphs;
+- a plan runs eagerly the first time it is seen (lazy initialisations stay outside any capture)
+  and is captured the second time. A capture that fails (an operation that cannot be captured,
+  or a host synchronisation) is logged with its reason and the run goes on eagerly.
+
+Up to :data:`MAX_ATOMS` atoms; larger runs are not launch-bound and stay eager.
+
+A CPU has no graphs. ``emulate=True`` runs the same bookkeeping (plans, fixed inputs, cloned
+outputs, generations, replays) eagerly; the test suite checks the graph path that way, and the
+CUDA tests check it on a GPU.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from atomistic.md.state import MDState
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a block does, by step offset 1..n within it: ``logged`` steps record a thermo row
+    (with the pressure when ``stress``), ``framed`` steps keep the state for the trajectory."""
+
+    n: int
+    logged: tuple[int, ...]
+    framed: tuple[int, ...]
+    stress: bool
+
+    @classmethod
+    def of(cls, start_step: int, n: int, log_every: int, trajectory_every: int, stress: bool) -> Plan:
+        steps = range(start_step + 1, start_step + n + 1)
+        return cls(n, tuple(k - start_step for k in steps if log_every and k % log_every == 0),
+                   tuple(k - start_step for k in steps if trajectory_every and k % trajectory_every == 0), stress)
+
+
+#: above this many atoms blocks run eagerly: the kernels then outlast their launches (at 10^4
+#: atoms an H200 was busy 2 of 16 ms per step, and its busy time grows with the atoms while the
+#: launch time does not), and a graph's private memory pool would add to the peak of a large run
+MAX_ATOMS = 2**18
+
+#: what a block returns: the end state, the thermo rows (k, B, 6) or None, the kept frames, and
+#: the flags (3,) float64: the smallest list margin (Å), "bad" and "table overflow" (0/1)
+BlockResult = tuple[MDState, torch.Tensor | None, list[MDState], torch.Tensor]
+
+
+class GraphBlocks:
+    """Runs blocks through captured CUDA graphs (see the module docstring).
+
+    ``advance(state, plan) -> BlockResult`` is the eager block; ``generator`` the run's random
+    generator; ``max_graphs`` bounds the graphs kept (least recently used dropped first).
+    """
+
+    def __init__(self, advance: Callable[[MDState, Plan], BlockResult], generator: torch.Generator, *,
+                 emulate: bool = False, max_graphs: int = 8):
+        self.advance = advance
+        self.generator = generator
+        self.emulate = emulate
+        self.max_graphs = max_graphs
+        self.failed: str | None = None  #: why a capture failed (the run then stays eager)
+        self.captures = 0  #: graphs captured
+        self.replays = 0  #: blocks replayed from a graph
+        self._graphs: OrderedDict = OrderedDict()  # key -> [graph or None, outputs]
+        self._seen: set = set()
+        self._generation = None
+        self._inputs: dict[str, torch.Tensor] = {}
+        self._pool = None
+
+    def stats(self) -> dict:
+        return {"captures": self.captures, "replays": self.replays, "failed": self.failed}
+
+    def run(self, state: MDState, plan: Plan, generation: int) -> BlockResult:
+        """One block from ``state``; ``generation``: the force field's (a new one drops every graph)."""
+        if self.failed is not None:
+            return self.advance(state, plan)
+        if generation != self._generation:
+            self._drop()
+            self._generation = generation
+        key = (plan, state.stress is not None)
+        if key not in self._graphs and key not in self._seen:  # first sight: eager, as a warm-up
+            self._seen.add(key)
+            return self.advance(state, plan)
+        inputs = self._load(state)
+        entry = self._graphs.get(key)
+        if entry is None:
+            entry = self._capture(key, inputs, plan)
+            if entry is None:
+                return self.advance(state, plan)
+        else:
+            self._graphs.move_to_end(key)
+        if self.emulate:
+            entry[1] = self.advance(inputs, plan)
+        else:
+            entry[0].replay()
+        self.replays += 1
+        return _copied(entry[1], state.step, plan)
+
+    def _load(self, state: MDState) -> MDState:
+        """``state`` copied into the fixed input tensors (made at the first call)."""
+        fields = {"positions": state.positions, "momenta": state.momenta, "cell": state.cell,
+                  "forces": state.forces, "energy": state.energy}
+        if state.stress is not None:
+            fields["stress"] = state.stress
+        for name, value in fields.items():
+            fixed = self._inputs.get(name)
+            if fixed is None or fixed.shape != value.shape or fixed.dtype != value.dtype:
+                if fixed is not None:  # graphs read the old tensors: they cannot be replayed
+                    self._drop()
+                fixed = self._inputs[name] = torch.empty_like(value)
+            fixed.copy_(value)
+        return MDState(positions=self._inputs["positions"], momenta=self._inputs["momenta"],
+                       cell=self._inputs["cell"], forces=self._inputs["forces"], energy=self._inputs["energy"],
+                       stress=self._inputs["stress"] if state.stress is not None else None, step=state.step)
+
+    def _capture(self, key, inputs: MDState, plan: Plan):
+        if self.emulate:
+            entry = [None, None]
+        else:
+            rng = self.generator.get_state()
+            graph = torch.cuda.CUDAGraph()
+            try:
+                graph.register_generator_state(self.generator)
+                if self._pool is None:
+                    self._pool = torch.cuda.graph_pool_handle()
+                with torch.cuda.graph(graph, pool=self._pool):
+                    outputs = self.advance(inputs, plan)
+            except Exception as exc:  # noqa: BLE001 - any failure: the run goes on without graphs
+                self.failed = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
+                log.warning("CUDA graph capture of an MD block failed (%s); this run goes on without graphs",
+                            self.failed)
+                self._drop()
+                self.generator.set_state(rng)
+                return None
+            self.generator.set_state(rng)  # the capture drew nothing; the replay draws
+            entry = [graph, outputs]
+        self.captures += 1
+        self._graphs[key] = entry
+        while len(self._graphs) > self.max_graphs:
+            self._graphs.popitem(last=False)
+        log.debug("captured an MD block: %s", key[0])
+        return entry
+
+    def _drop(self) -> None:
+        self._graphs.clear()
+
+
+def _copied(result: BlockResult, start_step: int, plan: Plan) -> BlockResult:
+    """The block's outputs cloned out of the graph's memory, with their step counts."""
+    end, rows, frames, flags = result
+    return (_clone(end, start_step + plan.n), None if rows is None else rows.clone(),
+            [_clone(f, start_step + k) for f, k in zip(frames, plan.framed)], flags.clone())
+
+
+def _clone(state: MDState, step: int) -> MDState:
+    return MDState(positions=state.positions.clone(), momenta=state.momenta.clone(), cell=state.cell.clone(),
+                   forces=state.forces.clone(), energy=state.energy.clone(),
+                   stress=None if state.stress is None else state.stress.clone(), step=step)

@@ -1,0 +1,130 @@
+"""The captured-block path of MD (issue 18, must-holds 1 and 2): blocks replayed from CUDA graphs
+follow the eager trajectory, redo stale and overflowing blocks, and diagnose a blow-up inside a
+replayed block as the eager loop does.
+
+On a CPU there are no graphs: the same path runs with its bookkeeping emulated (fixed inputs,
+fixed neighbour tables, plans, generations, cloned outputs). With ``MULTISCALE_TEST_DEVICE=cuda``
+the same tests run real CUDA graphs."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from ase.build import bulk
+
+from atomistic.md import Barostat, MDBlowUp, MDSettings, MolecularDynamics, Safety, Thermostat
+from atomistic.md.captured import GraphBlocks, Plan
+
+A0 = 3.59
+
+
+def crystal(repeat=2, seed=0, temperature_K=900.0):
+    atoms = bulk("Cu", "fcc", a=A0, cubic=True).repeat(repeat)
+    atoms.rattle(0.05, seed=seed)
+    rng = np.random.default_rng(seed)
+    p = rng.normal(scale=np.sqrt(63.5 * 8.617e-5 * temperature_K), size=(len(atoms), 3))
+    atoms.set_momenta(p - p.mean(0))
+    return atoms
+
+
+def on_graphs(md: MolecularDynamics) -> MolecularDynamics:
+    """The graph path: real CUDA graphs on a GPU (on by default there), emulated on a CPU."""
+    if md.graphs is None:
+        md.forcefield.static = True
+        md.forcefield.rebuild(md.state.positions, md.state.cell)
+        md.graphs = GraphBlocks(md._advance, md.generator, emulate=True)
+    return md
+
+
+def eager(model, atoms, settings, **kw) -> MolecularDynamics:
+    md = MolecularDynamics(model, atoms, replace(settings, cuda_graphs=False), **kw)
+    assert md.graphs is None and not md.forcefield.static
+    return md
+
+
+ENSEMBLES = {
+    "nve": {},
+    "langevin": {"ensemble": "nvt", "thermostat": Thermostat("langevin", 600.0, 50.0)},
+    "bussi": {"ensemble": "nvt", "thermostat": Thermostat("bussi", 600.0, 50.0)},
+    "npt": {"ensemble": "npt", "thermostat": Thermostat("bussi", 600.0, 50.0),
+            "barostat": Barostat(pressure_GPa=2.0, time_fs=200.0)},
+}
+
+
+@pytest.mark.parametrize("ensemble", list(ENSEMBLES))
+def test_replayed_blocks_follow_the_eager_trajectory(model, ensemble):
+    """float64, a thin skin (the list is rebuilt every few blocks, blocks are halved), logs and
+    frames inside blocks: the graph path ends where the eager loop ends, to rounding, and draws
+    the same thermostat and barostat noise from the same seed."""
+    s = MDSettings(steps=80, timestep_fs=4.0, skin_A=0.3, check_every=6, log_every=4, trajectory_every=9,
+                   checkpoint_every=0, seed=3, **ENSEMBLES[ensemble])
+    ref = eager(model, crystal(), s)
+    ref_result = ref.run()
+    md = on_graphs(MolecularDynamics(model, crystal(), s))
+    result = md.run()
+    assert md.graphs.replays > 5 and md.graphs.captures >= 1 and md.graphs.failed is None
+    assert md.forcefield.generation >= 1 and result.rebuilds > 3
+    for a, b in zip(result.atoms, ref_result.atoms):
+        assert np.abs(a.positions - b.positions).max() < 1e-9
+        assert np.abs(a.get_momenta() - b.get_momenta()).max() < 1e-9
+        assert np.abs(a.cell.array - b.cell.array).max() < 1e-9
+    assert result.cuda_graphs["replays"] == md.graphs.replays
+
+
+def test_replayed_runs_with_a_seed_are_reproducible(model, tmp_path):
+    """Two NVT runs on the graph path with one seed write the same log, bit for bit."""
+    s = MDSettings(ensemble="nvt", steps=60, timestep_fs=4.0, thermostat=Thermostat("langevin", 600.0, 50.0),
+                   check_every=5, log_every=5, trajectory_every=0, checkpoint_every=0, seed=11)
+    for name in ("a", "b"):
+        on_graphs(MolecularDynamics(model, crystal(), s, output=tmp_path / name)).run()
+    a, b = ((tmp_path / name / "thermo.csv").read_text() for name in ("a", "b"))
+    assert a == b and len(a.splitlines()) == 13
+
+
+def test_an_overflowing_table_is_widened_and_the_block_redone(model):
+    """Compacted tables too narrow for the rows (as after a density fluctuation): the block is
+    redone with wider tables, on both paths, and the trajectory is the untouched run's."""
+    s = MDSettings(steps=40, timestep_fs=4.0, check_every=5, log_every=0, trajectory_every=0, checkpoint_every=0)
+    ref = eager(model, crystal(), s).run()
+    runs = []
+    for md in (eager(model, crystal(), s), on_graphs(MolecularDynamics(model, crystal(), s))):
+        md.run(10)  # warm: on the graph path the next blocks replay graphs
+        ff = md.forcefield
+        ff._width_radial //= 2
+        ff.generation += 1  # graphs built for the old widths are void
+        result = md.run()
+        assert md.replays >= 1 and ff._width_radial > 2
+        runs.append(result)
+    for result in runs:
+        assert np.abs(result.atoms[0].positions - ref.atoms[0].positions).max() < 1e-9
+
+
+def test_a_blow_up_inside_a_replayed_block_is_diagnosed(model, tmp_path):
+    """A time step far too large, blocks of 2 steps (the second and later blocks replay a graph):
+    the run stops at the step the eager loop names, with the same last good state."""
+    s = MDSettings(steps=200, timestep_fs=25.0, initial_temperature_K=4000.0, check_every=2, log_every=0,
+                   trajectory_every=0, checkpoint_every=0, safety=Safety(max_force_eV_A=20.0))
+    errors = []
+    for name, md in (("eager", eager(model, crystal(1), s, output=tmp_path / "eager")),
+                     ("graphs", on_graphs(MolecularDynamics(model, crystal(1), s, output=tmp_path / "graphs")))):
+        with pytest.raises(MDBlowUp) as err:
+            md.run()
+        errors.append(err.value)
+        if name == "graphs":
+            assert md.graphs.replays >= 1  # the bad block was a replay
+    assert errors[0].step == errors[1].step and errors[0].step > 2
+    assert np.abs(errors[0].last_good[0].positions - errors[1].last_good[0].positions).max() < 1e-9
+    assert str(errors[0]).split(":")[0] == str(errors[1]).split(":")[0]
+
+
+def test_a_block_plan_names_its_logged_and_kept_steps():
+    plan = Plan.of(start_step=18, n=7, log_every=5, trajectory_every=10, stress=True)
+    assert plan == Plan(7, (2, 7), (2,), True)
+    assert Plan.of(0, 4, 0, 0, False) == Plan(4, (), (), False)
+
+
+def test_cuda_graphs_setting_is_checked():
+    with pytest.raises(ValueError, match="md.cuda_graphs"):
+        MDSettings(cuda_graphs="yes")
