@@ -7,25 +7,29 @@ and replays it:
 
 - a block's :class:`Plan` (its length, the steps that log and those that keep a frame, which
   follow from the start step) names its graph; a run has a few plans, each gets one graph, and
-  all of them share one memory pool;
-- before a replay the state (positions, momenta, cell, forces, energy, stress) is copied into
-  fixed input tensors; right after it the outputs are cloned out of the graph's memory, so nothing
-  the driver keeps is overwritten by the next replay;
+  all of them share one memory pool. A run whose blocks keep changing plan (log or trajectory
+  intervals that are not multiples or divisors of ``check_every``) would capture more than it
+  replays: it goes on eagerly, with a message saying so;
+- before a replay the state (positions, momenta, cell, forces, energy; the stress under a
+  barostat) is copied into fixed input tensors; right after it the outputs are cloned out of
+  the graph's memory, so nothing the driver keeps is overwritten by the next replay;
 - the neighbour tables are the force field's fixed tensors (its ``static`` mode): a rebuild
-  between blocks writes into them, and only when they must grow (its ``generation``) are the
-  graphs dropped and captured again;
+  between blocks writes into them. A graph is replayed only with the table layout it was
+  captured with (widths and addresses, ``VerletForceField.layout``); when the tables had to
+  grow, every graph is dropped and captured again;
 - thermostat and barostat noise come from the run's generator, registered with every graph:
-  each replay draws new numbers from the generator's device-side state, and setting that state
-  (to redo a block) works as it does without graphs;
-- a plan runs eagerly the first time it is seen (lazy initialisations stay outside any capture)
-  and is captured the second time. A capture that fails (an operation that cannot be captured,
-  or a host synchronisation) is logged with its reason and the run goes on eagerly.
+  each replay draws new numbers from the generator's device-side state, the numbers an eager
+  block would draw, and setting that state (to redo a block) works as it does without graphs;
+- a plan runs eagerly the first time it is seen with a layout (lazy initialisations stay
+  outside any capture), under CUDA's sync-debug mode, so that a step that synchronises with the
+  host is caught there and never captured; it is captured the second time. A run that cannot
+  be captured goes on eagerly, with the reason logged.
 
 Up to :data:`MAX_ATOMS` atoms; larger runs are not launch-bound and stay eager.
 
-A CPU has no graphs. ``emulate=True`` runs the same bookkeeping (plans, fixed inputs, cloned
-outputs, generations, replays) eagerly; the test suite checks the graph path that way, and the
-CUDA tests check it on a GPU.
+A CPU has no graphs. ``emulate=True`` runs the same bookkeeping (plans, fixed inputs, layouts,
+cloned outputs, eviction, the switch to eager) eagerly; the test suite checks the graph path
+that way, and the CUDA tests check it on a GPU.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ from __future__ import annotations
 import logging
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -73,41 +77,53 @@ class GraphBlocks:
     """Runs blocks through captured CUDA graphs (see the module docstring).
 
     ``advance(state, plan) -> BlockResult`` is the eager block; ``generator`` the run's random
-    generator; ``max_graphs`` bounds the graphs kept (least recently used dropped first).
+    generator (its device is the graphs' device); ``input_stress``: the step reads the input
+    state's stress (a barostat), else it is not an input; ``max_graphs`` bounds the graphs kept
+    (least recently used dropped first).
     """
 
     def __init__(self, advance: Callable[[MDState, Plan], BlockResult], generator: torch.Generator, *,
-                 emulate: bool = False, max_graphs: int = 8):
+                 input_stress: bool = False, emulate: bool = False, max_graphs: int = 8):
         self.advance = advance
         self.generator = generator
+        self.device = generator.device
+        self.input_stress = input_stress
         self.emulate = emulate
         self.max_graphs = max_graphs
-        self.failed: str | None = None  #: why a capture failed (the run then stays eager)
+        self.failed: str | None = None  #: why the run went on without graphs (None: it did not)
         self.captures = 0  #: graphs captured
         self.replays = 0  #: blocks replayed from a graph
-        self._graphs: OrderedDict = OrderedDict()  # key -> [graph or None, outputs]
+        self._graphs: OrderedDict = OrderedDict()  # (plan, stress in) -> [graph or None, outputs]
         self._seen: set = set()
-        self._generation = None
+        self._layout = None
         self._inputs: dict[str, torch.Tensor] = {}
-        self._pool = None
+        self._pool = self._stream = None
 
     def stats(self) -> dict:
         return {"captures": self.captures, "replays": self.replays, "failed": self.failed}
 
-    def run(self, state: MDState, plan: Plan, generation: int) -> BlockResult:
-        """One block from ``state``; ``generation``: the force field's (a new one drops every graph)."""
+    def run(self, state: MDState, plan: Plan, layout: tuple) -> BlockResult:
+        """One block from ``state``; ``layout``: the neighbour tables' (a new one drops every graph)."""
         if self.failed is not None:
             return self.advance(state, plan)
-        if generation != self._generation:
+        if layout != self._layout:
             self._drop()
-            self._generation = generation
+            self._seen.clear()
+            self._layout = layout
+        if not self.input_stress:
+            state = replace(state, stress=None)
         key = (plan, state.stress is not None)
         if key not in self._graphs and key not in self._seen:  # first sight: eager, as a warm-up
             self._seen.add(key)
-            return self.advance(state, plan)
+            return self._warm_up(state, plan)
         inputs = self._load(state)
         entry = self._graphs.get(key)
         if entry is None:
+            if self.captures >= 2 * self.max_graphs and self.replays < 4 * self.captures:
+                self._give_up(f"its blocks keep changing ({self.captures} graphs captured for {self.replays} "
+                              "replays); make md.log_every and md.trajectory_every multiples or divisors of "
+                              "md.check_every")
+                return self.advance(state, plan)
             entry = self._capture(key, inputs, plan)
             if entry is None:
                 return self.advance(state, plan)
@@ -116,9 +132,32 @@ class GraphBlocks:
         if self.emulate:
             entry[1] = self.advance(inputs, plan)
         else:
-            entry[0].replay()
+            with torch.cuda.device(self.device):
+                entry[0].replay()
         self.replays += 1
         return _copied(entry[1], state.step, plan)
+
+    def _warm_up(self, state: MDState, plan: Plan) -> BlockResult:
+        """The eager block; on CUDA under sync-debug mode: a host synchronisation in the step
+        (which no capture survives) switches graphs off before any capture is tried."""
+        if self.emulate:
+            return self.advance(state, plan)
+        rng, mode = self.generator.get_state(), torch.cuda.get_sync_debug_mode()
+        torch.cuda.set_sync_debug_mode("error")
+        try:
+            return self.advance(state, plan)
+        except RuntimeError as exc:
+            reason = str(exc).splitlines()[0][:200]
+        finally:
+            torch.cuda.set_sync_debug_mode(mode)
+        self._give_up(f"its step synchronises with the host ({reason})")
+        self.generator.set_state(rng)
+        return self.advance(state, plan)
+
+    def _give_up(self, reason: str) -> None:
+        self.failed = reason
+        log.warning("MD blocks run without CUDA graphs from here: %s", reason)
+        self._drop()
 
     def _load(self, state: MDState) -> MDState:
         """``state`` copied into the fixed input tensors (made at the first call)."""
@@ -142,20 +181,22 @@ class GraphBlocks:
             entry = [None, None]
         else:
             rng = self.generator.get_state()
-            graph = torch.cuda.CUDAGraph()
-            try:
-                graph.register_generator_state(self.generator)
-                if self._pool is None:
-                    self._pool = torch.cuda.graph_pool_handle()
-                with torch.cuda.graph(graph, pool=self._pool):
-                    outputs = self.advance(inputs, plan)
-            except Exception as exc:  # noqa: BLE001 - any failure: the run goes on without graphs
-                self.failed = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
-                log.warning("CUDA graph capture of an MD block failed (%s); this run goes on without graphs",
-                            self.failed)
-                self._drop()
-                self.generator.set_state(rng)
-                return None
+            # the outer stream context restores the caller's stream even when a capture fails
+            # inside torch.cuda.graph (whose own exit then skips that)
+            with torch.cuda.device(self.device), torch.cuda.stream(torch.cuda.current_stream(self.device)):
+                try:
+                    if self._pool is None:
+                        self._pool, self._stream = torch.cuda.graph_pool_handle(), torch.cuda.Stream(self.device)
+                    graph = torch.cuda.CUDAGraph()
+                    graph.register_generator_state(self.generator)
+                    with torch.cuda.graph(graph, pool=self._pool, stream=self._stream):
+                        outputs = self.advance(inputs, plan)
+                except Exception as exc:  # noqa: BLE001 - any failure: the run goes on without graphs
+                    cause = exc.__context__ or exc  # capture_end's error hides the one that broke the capture
+                    self.generator.set_state(rng)
+                    self._give_up(f"a capture failed ({type(cause).__name__}: "
+                                  f"{str(cause).splitlines()[0][:200] if str(cause) else ''})")
+                    return None
             self.generator.set_state(rng)  # the capture drew nothing; the replay draws
             entry = [graph, outputs]
         self.captures += 1

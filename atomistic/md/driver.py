@@ -141,7 +141,8 @@ class MolecularDynamics:
         self.propagator = Propagator(self.system, self.forcefield, self.timestep_fs, thermo, settings.barostat,
                                      self.generator)
         #: the CUDA-graph runner of the blocks (None: every block runs eagerly)
-        self.graphs = GraphBlocks(self._advance, self.generator) if graphs else None
+        self.graphs = GraphBlocks(self._advance, self.generator, input_stress=settings.barostat is not None) \
+            if graphs else None
         self.fingerprint = self._fingerprint()
         self.replays = 0
         self._block_length = settings.check_every
@@ -264,7 +265,7 @@ class MolecularDynamics:
                 while True:
                     end, records, frames, (stale, bad, margin, overflow) = self._block(start, n)
                     if overflow:  # a compacted row outgrew its width: wider tables, same block again
-                        self.forcefield.slack *= 2.0
+                        self.forcefield.widen()
                         self.generator.set_state(rng)
                         self.forcefield.rebuild(start.positions, start.cell)
                         self._margin_at_start, fresh = self.forcefield.skin, True
@@ -326,7 +327,7 @@ class MolecularDynamics:
         s = self.settings
         plan = Plan.of(state.step, n, s.log_every, s.trajectory_every, bool(self.system.periodic.all()))
         if self.graphs is not None:
-            end, rows, frames, flags = self.graphs.run(state, plan, self.forcefield.generation)
+            end, rows, frames, flags = self.graphs.run(state, plan, self.forcefield.layout())
         else:
             end, rows, frames, flags = self._advance(state, plan)
         margin_h, bad_h, overflow_h = flags.cpu().tolist()

@@ -36,8 +36,7 @@ class VerletForceField:
     ``rows``: only the first ``rows`` atoms are centres (the tables hold their rows; the others
     are neighbours only, e.g. a domain's outer ghosts); None: every atom.
     ``static``: every rebuild writes into the same tensors (see :meth:`rebuild`), so that a CUDA
-    graph captured once reads the current list; :attr:`generation` counts the times they had to
-    be replaced.
+    graph captured once reads the current list; :meth:`layout` says when they had to change.
     """
 
     def __init__(self, model, structures: Structures, *, skin: float = 1.0, stress: bool = False,
@@ -46,7 +45,6 @@ class VerletForceField:
         self.model = model
         self.rows = rows
         self.static = static
-        self.generation = 0
         self.template = structures
         self.skin = float(skin)
         self.stress = stress
@@ -65,11 +63,11 @@ class VerletForceField:
         """Build the list for the current positions (n, 3) Å and cells (B, 3, 3) Å (host sync).
 
         In ``static`` mode the candidate table, the compacted widths and the reference positions
-        and cells live in fixed tensors that a rebuild overwrites in place. They are replaced
-        (and :attr:`generation` is raised) only when the new list needs more columns than they
-        hold: the candidate table then gets a quarter more room than it needs, the compacted
-        widths an eighth more than their usual slack, and they never shrink. Extra columns are
-        masked padding and change no energy.
+        and cells live in fixed tensors that a rebuild overwrites in place. They change (and with
+        them :meth:`layout`) only when the new list needs more columns than they hold: the
+        candidate table then gets a quarter more room than it needs, the compacted widths an
+        eighth more than their usual slack, and they never shrink. Extra columns are masked
+        padding and change no energy.
         """
         s = replace(self.template, positions=positions.detach(), cell=cell.detach())
         nb = build_neighbors(s, self.model.cutoff + self.skin, self.model.angular_cutoff + self.skin,
@@ -81,15 +79,16 @@ class VerletForceField:
         self.candidates = nb
         n_ang, n_rad = self._counts(positions.detach(), cell.detach())
         # widths: today's largest rows plus slack for density fluctuations until the next rebuild
-        wa = int(n_ang.max()) + max(2, int(self.slack * int(n_ang.max()))) if len(n_ang) else 0
-        wr = int(n_rad.max()) + max(2, int(self.slack * int(n_rad.max()))) if len(n_rad) else 0
+        # (the slack of at least 8 columns' worth, so that doubling it widens even empty rows)
+        wa, wr = (int(c.max()) + max(2, int(self.slack * max(int(c.max()), 8))) if len(c) else 0
+                  for c in (n_ang, n_rad))
         h0_inv, has_cell = _safe_inverse(cell.detach(), self.template.pbc)
         if self.static and self._x0 is not None:
             # widths only grow here, and then with room (each growth costs a new capture)
             if wa > self._width_angular:
-                self._width_angular, self.generation = wa + max(2, wa // 8), self.generation + 1
+                self._width_angular = wa + max(2, wa // 8)
             if wr > self._width_radial:
-                self._width_radial, self.generation = wr + max(2, wr // 8), self.generation + 1
+                self._width_radial = wr + max(2, wr // 8)
             self._x0.copy_(positions.detach())
             self._h0_inv.copy_(h0_inv)
             self._has_cell.copy_(has_cell)
@@ -108,7 +107,6 @@ class VerletForceField:
             cap = w + max(2, w // 4)
             index = torch.arange(n, device=nb.index.device)[:, None].expand(n, cap).clone()
             old = Neighbors(index, nb.shift.new_zeros(n, cap, 3), nb.mask.new_zeros(n, cap), nb.n_angular, nb.cutoff)
-            self.generation += 1
         old.index[:, :w].copy_(nb.index)
         old.index[:, w:].copy_(torch.arange(n, device=nb.index.device)[:, None].expand(n, old.index.shape[1] - w))
         old.shift[:, :w].copy_(nb.shift)
@@ -116,6 +114,22 @@ class VerletForceField:
         old.mask[:, :w].copy_(nb.mask)
         old.mask[:, w:].zero_()
         return Neighbors(old.index, old.shift, old.mask, nb.n_angular, nb.cutoff)
+
+    def widen(self) -> None:
+        """After a table overflow: twice the slack for the next rebuilds and, in ``static`` mode,
+        a quarter more columns at once (fixed widths grow at a rebuild only when the rows at
+        that moment need more, which they may not)."""
+        self.slack *= 2.0
+        if self.static and self._x0 is not None:
+            self._width_angular += max(2, self._width_angular // 4)
+            self._width_radial += max(2, self._width_radial // 4)
+
+    def layout(self) -> tuple:
+        """What a captured CUDA graph bakes in: the compacted widths and the addresses of the
+        tensors it reads (a graph captured with another layout must not be replayed)."""
+        nb = self.candidates
+        return (self._width_angular, self._width_radial, nb.index.data_ptr(), nb.shift.data_ptr(),
+                nb.mask.data_ptr(), self._x0.data_ptr(), self._h0_inv.data_ptr(), self._has_cell.data_ptr())
 
     def margin(self, positions: torch.Tensor, cell: torch.Tensor) -> torch.Tensor:
         """(B,) Å on the device: the lower bound on the distance of any unlisted pair, minus the

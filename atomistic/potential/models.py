@@ -128,14 +128,21 @@ class BPPotential(nn.Module):
         g = self.raw_features(positions, centre_positions, cell, species, index, shift, mask, n_angular)
         return self.readout(g, centre_species)
 
-    def readout(self, g: torch.Tensor, centre_species: torch.Tensor) -> torch.Tensor:
-        """Per-atom energies, eV, from unstandardised descriptors ``g`` (n_centres, n_features)."""
+    def readout(self, g: torch.Tensor, centre_species: torch.Tensor, gather: bool | None = None) -> torch.Tensor:
+        """Per-atom energies, eV, from unstandardised descriptors ``g`` (n_centres, n_features).
+
+        With several elements, each network sees the rows of its element (``gather``), or every
+        row, each row keeping its own element's output (no host synchronisation: what a CUDA
+        graph needs; E times the networks' work). None: gather, except on CUDA inside a capture
+        or while CUDA's sync-debug mode is on (a captured MD block's warm-up runs under it).
+        """
         x = (g - self.feature_mean[centre_species]) / self.feature_std[centre_species]
+        if gather is None:
+            gather = not (x.is_cuda and (torch.cuda.is_current_stream_capturing()
+                                         or torch.cuda.get_sync_debug_mode() != 0))
         if len(self.networks) == 1:
             out = self.networks[0](x).squeeze(-1)
-        elif x.is_cuda and torch.cuda.is_current_stream_capturing():
-            # inside a CUDA graph the rows of each element cannot be gathered (their number is
-            # read on the host): every network sees every row and each row keeps its own
+        elif not gather:
             out = x.new_zeros(x.shape[0])
             for k, net in enumerate(self.networks):
                 out = torch.where(centre_species == k, net(x).squeeze(-1), out)
