@@ -3,7 +3,7 @@
 # STAGES picks what runs, most important first (default: all, about 9 minutes on an H100):
 #   graphs   the captured-block tests on CUDA, then bench/md_latency.py (issue 18's numbers)
 #   check    bench/gpu_check.py and bench/gpu_md_check.py (correctness, drift, graphs vs eager)
-#   bench    bench/md_throughput.py and bench/energy_forces.py (peers side by side)
+#   bench    bench/md_throughput.py and bench/energy_forces.py (peers side by side), bench/fssh.py
 #   physics  the model checks (V1-V3, mask, Hessian) and a short training run on CUDA, float64
 set -u
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
@@ -28,7 +28,8 @@ for stage in $STAGES; do
           --json "$OUT/md_cuda.json" 2>&1 | tee "$OUT/md_cuda.md"
       timeout 300 python3 bench/energy_forces.py --device cuda --dtype float32 \
           --sizes 256 2048 16384 131072 1048576 --peak-tflops 51 --bandwidth-tbs 3.0 $BENCH_ARGS \
-          --json "$OUT/bench_cuda.json" 2>&1 | tee "$OUT/bench_cuda.md" ;;
+          --json "$OUT/bench_cuda.json" 2>&1 | tee "$OUT/bench_cuda.md"
+      timeout 120 python3 bench/fssh.py --device cuda --trajectories 1 100 10000 2>&1 | tee "$OUT/fssh_cuda.md" ;;
     physics)
       MULTISCALE_TEST_DEVICE=cuda timeout 200 python3 -m pytest -q -p no:cacheprovider \
           tests/test_model_checks.py "tests/test_training.py::test_loss_falls" 2>&1 | tail -n 15 \

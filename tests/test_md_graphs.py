@@ -19,6 +19,7 @@ from ase.io import read
 
 from atomistic.md import Barostat, MDBlowUp, MDSettings, MolecularDynamics, Safety, Thermostat
 from atomistic.md.captured import GraphBlocks, Plan
+from atomistic.potential import models
 from atomistic.potential.descriptors import DescriptorSettings
 from atomistic.potential.models import BPPotential, NetworkSettings
 from atomistic.testing import TEST_DEVICE
@@ -147,8 +148,9 @@ def test_a_blow_up_inside_a_replayed_block_is_diagnosed(model, tmp_path):
 
 def test_changing_blocks_evict_graphs_then_run_eagerly(model, tmp_path):
     """Log and trajectory intervals out of step with the blocks give a new plan at most blocks:
-    graphs are evicted (two kept here), and once captures outnumber replays the run goes on
-    eagerly, saying why; the trajectory is the eager one throughout."""
+    graphs are evicted (two kept here) and captured again, each replayed after others were
+    dropped, and once those recaptures outnumber a quarter of the replays the run goes on
+    eagerly, saying why; logs, frames and the trajectory are the eager ones throughout."""
     s = MDSettings(steps=240, timestep_fs=4.0, check_every=4, log_every=3, trajectory_every=5, checkpoint_every=0)
     ref = eager(model, crystal(), s, output=tmp_path / "eager").run()
     md = on_graphs(MolecularDynamics(model, crystal(), s, output=tmp_path / "graphs"), max_graphs=2)
@@ -170,6 +172,36 @@ def test_readout_without_gathers_equals_the_gathered_one():
     assert torch.allclose(ga, gb, rtol=1e-14, atol=1e-14)
 
 
+def test_a_two_element_model_replays_the_eager_trajectory():
+    """CuAg with an untrained model (energies scaled down so the atoms stay put): on the graph
+    path the readout takes its gather-free form, and the run is the eager one."""
+    torch.manual_seed(0)
+    m = BPPotential(["Cu", "Ag"], DescriptorSettings(n_radial=6, n_angular=2), NetworkSettings(hidden=(16,)))
+    with torch.no_grad():
+        m.energy_scale.fill_(1e-2)
+    m = m.to(TEST_DEVICE)
+    atoms = crystal(2, temperature_K=100.0)
+    atoms.symbols[::3] = "Ag"
+    s = MDSettings(steps=30, timestep_fs=2.0, check_every=5, log_every=5, trajectory_every=0, checkpoint_every=0,
+                   safety=Safety(min_distance_A=1e-6))
+    ref = eager(m, atoms, s).run()
+    md = on_graphs(MolecularDynamics(m, atoms, s))
+    seen = []
+    readout = BPPotential.readout
+
+    def spy(self, g, species, gather=None):
+        seen.append(gather is None and not models._NO_HOST_SYNC.get())
+        return readout(self, g, species, gather)
+
+    BPPotential.readout = spy
+    try:
+        result = md.run()
+    finally:
+        BPPotential.readout = readout
+    assert md.graphs.replays >= 3 and seen and not any(seen)  # every block without gathers
+    assert np.abs(result.atoms[0].positions - ref.atoms[0].positions).max() < 1e-9
+
+
 @pytest.mark.skipif(TEST_DEVICE != "cuda", reason="needs MULTISCALE_TEST_DEVICE=cuda (a GPU)")
 def test_a_step_that_cannot_be_captured_runs_eagerly(model):
     """A host synchronisation slipped into the step: graphs go off with the reason, before any
@@ -181,6 +213,22 @@ def test_a_step_that_cannot_be_captured_runs_eagerly(model):
     md.graphs.advance = lambda state, plan: (float(state.energy.sum()), advance(state, plan))[1]
     result = md.run()
     assert md.graphs.captures == 0 and "synchronises with the host" in md.graphs.failed
+    assert np.abs(result.atoms[0].positions - ref.atoms[0].positions).max() < 1e-9
+
+
+@pytest.mark.skipif(TEST_DEVICE != "cuda", reason="needs MULTISCALE_TEST_DEVICE=cuda (a GPU)")
+def test_a_capture_that_fails_leaves_the_stream_and_runs_eagerly(model):
+    """A synchronisation that sync-debug mode does not report (torch.cuda.synchronize) passes the
+    warm-up and breaks the capture: graphs go off naming the cause, the caller's stream is current
+    again, and the run is the eager one."""
+    s = MDSettings(steps=40, timestep_fs=4.0, check_every=5, log_every=0, trajectory_every=0, checkpoint_every=0)
+    ref = eager(model, crystal(), s).run()
+    md = MolecularDynamics(model, crystal(), s)
+    advance, stream = md.graphs.advance, torch.cuda.current_stream()
+    md.graphs.advance = lambda state, plan: (torch.cuda.synchronize(), advance(state, plan))[1]
+    result = md.run()
+    assert md.graphs.captures == 0 and "a capture failed" in md.graphs.failed
+    assert torch.cuda.current_stream() == stream
     assert np.abs(result.atoms[0].positions - ref.atoms[0].positions).max() < 1e-9
 
 

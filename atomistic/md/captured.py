@@ -7,9 +7,11 @@ and replays it:
 
 - a block's :class:`Plan` (its length, the steps that log and those that keep a frame, which
   follow from the start step) names its graph; a run has a few plans, each gets one graph, and
-  all of them share one memory pool. A run whose blocks keep changing plan (log or trajectory
-  intervals that are not multiples or divisors of ``check_every``) would capture more than it
-  replays: it goes on eagerly, with a message saying so;
+  all of them share one memory pool; each is captured on its own stream (dropping a graph
+  clears the cuBLAS workspace of its stream, which must not be another graph's). A run whose
+  blocks keep changing plan (log or trajectory intervals that are not multiples or divisors of
+  ``check_every``) keeps capturing again the graphs it had to drop: once those recaptures
+  outnumber a quarter of its replays, it goes on eagerly, with a message saying so;
 - before a replay the state (positions, momenta, cell, forces, energy; the stress under a
   barostat) is copied into fixed input tensors; right after it the outputs are cloned out of
   the graph's memory, so nothing the driver keeps is overwritten by the next replay;
@@ -22,8 +24,11 @@ and replays it:
   block would draw, and setting that state (to redo a block) works as it does without graphs;
 - a plan runs eagerly the first time it is seen with a layout (lazy initialisations stay
   outside any capture), under CUDA's sync-debug mode, so that a step that synchronises with the
-  host is caught there and never captured; it is captured the second time. A run that cannot
-  be captured goes on eagerly, with the reason logged.
+  host in the ways it reports (a copy to the host, ``nonzero``, a host check of values) is
+  caught before a capture is tried; it is captured the second time. Blocks and their warm-ups
+  run inside :func:`~atomistic.potential.models.without_host_sync`. A capture that fails anyway
+  (a synchronisation the mode does not report) leaves the caller's stream current and the run
+  goes on eagerly; either way the reason is logged.
 
 Up to :data:`MAX_ATOMS` atoms; larger runs are not launch-bound and stay eager.
 
@@ -42,6 +47,7 @@ from dataclasses import dataclass, replace
 import torch
 
 from atomistic.md.state import MDState
+from atomistic.potential.models import without_host_sync
 
 log = logging.getLogger(__name__)
 
@@ -93,11 +99,13 @@ class GraphBlocks:
         self.failed: str | None = None  #: why the run went on without graphs (None: it did not)
         self.captures = 0  #: graphs captured
         self.replays = 0  #: blocks replayed from a graph
-        self._graphs: OrderedDict = OrderedDict()  # (plan, stress in) -> [graph or None, outputs]
-        self._seen: set = set()
+        self._graphs: OrderedDict = OrderedDict()  # (plan, stress in) -> [graph, outputs, stream]
+        self._seen: set = set()  # plans run once with this layout (warmed up)
+        self._evicted: set = set()  # plans captured and dropped again with this layout
+        self._recaptures = self._layout_replays = 0  # of those, and replays, with this layout
         self._layout = None
         self._inputs: dict[str, torch.Tensor] = {}
-        self._pool = self._stream = None
+        self._pool = None
 
     def stats(self) -> dict:
         return {"captures": self.captures, "replays": self.replays, "failed": self.failed}
@@ -108,7 +116,6 @@ class GraphBlocks:
             return self.advance(state, plan)
         if layout != self._layout:
             self._drop()
-            self._seen.clear()
             self._layout = layout
         if not self.input_stress:
             state = replace(state, stress=None)
@@ -119,34 +126,41 @@ class GraphBlocks:
         inputs = self._load(state)
         entry = self._graphs.get(key)
         if entry is None:
-            if self.captures >= 2 * self.max_graphs and self.replays < 4 * self.captures:
-                self._give_up(f"its blocks keep changing ({self.captures} graphs captured for {self.replays} "
-                              "replays); make md.log_every and md.trajectory_every multiples or divisors of "
-                              "md.check_every")
-                return self.advance(state, plan)
+            if key in self._evicted:
+                self._recaptures += 1
+                if self._recaptures > self.max_graphs and 4 * self._recaptures > self._layout_replays:
+                    self._give_up(f"its blocks keep changing ({self._recaptures} graphs captured again after "
+                                  f"they were dropped, for {self._layout_replays} replays); make md.log_every and "
+                                  "md.trajectory_every multiples or divisors of md.check_every")
+                    return self.advance(state, plan)
             entry = self._capture(key, inputs, plan)
             if entry is None:
                 return self.advance(state, plan)
         else:
             self._graphs.move_to_end(key)
         if self.emulate:
-            entry[1] = self.advance(inputs, plan)
+            with without_host_sync():
+                entry[1] = self.advance(inputs, plan)
         else:
-            with torch.cuda.device(self.device):
-                entry[0].replay()
+            entry[0].replay()
         self.replays += 1
+        self._layout_replays += 1
         return _copied(entry[1], state.step, plan)
 
     def _warm_up(self, state: MDState, plan: Plan) -> BlockResult:
         """The eager block; on CUDA under sync-debug mode: a host synchronisation in the step
         (which no capture survives) switches graphs off before any capture is tried."""
         if self.emulate:
-            return self.advance(state, plan)
+            with without_host_sync():
+                return self.advance(state, plan)
         rng, mode = self.generator.get_state(), torch.cuda.get_sync_debug_mode()
         torch.cuda.set_sync_debug_mode("error")
         try:
-            return self.advance(state, plan)
+            with without_host_sync():
+                return self.advance(state, plan)
         except RuntimeError as exc:
+            if "synchronizing CUDA operation" not in str(exc):
+                raise
             reason = str(exc).splitlines()[0][:200]
         finally:
             torch.cuda.set_sync_debug_mode(mode)
@@ -170,6 +184,7 @@ class GraphBlocks:
             if fixed is None or fixed.shape != value.shape or fixed.dtype != value.dtype:
                 if fixed is not None:  # graphs read the old tensors: they cannot be replayed
                     self._drop()
+                    self._layout = None  # and every plan is warmed up again
                 fixed = self._inputs[name] = torch.empty_like(value)
             fixed.copy_(value)
         return MDState(positions=self._inputs["positions"], momenta=self._inputs["momenta"],
@@ -178,36 +193,54 @@ class GraphBlocks:
 
     def _capture(self, key, inputs: MDState, plan: Plan):
         if self.emulate:
-            entry = [None, None]
+            entry = [None, None, None]
         else:
-            rng = self.generator.get_state()
-            # the outer stream context restores the caller's stream even when a capture fails
-            # inside torch.cuda.graph (whose own exit then skips that)
-            with torch.cuda.device(self.device), torch.cuda.stream(torch.cuda.current_stream(self.device)):
-                try:
-                    if self._pool is None:
-                        self._pool, self._stream = torch.cuda.graph_pool_handle(), torch.cuda.Stream(self.device)
-                    graph = torch.cuda.CUDAGraph()
-                    graph.register_generator_state(self.generator)
-                    with torch.cuda.graph(graph, pool=self._pool, stream=self._stream):
-                        outputs = self.advance(inputs, plan)
-                except Exception as exc:  # noqa: BLE001 - any failure: the run goes on without graphs
-                    cause = exc.__context__ or exc  # capture_end's error hides the one that broke the capture
-                    self.generator.set_state(rng)
-                    self._give_up(f"a capture failed ({type(cause).__name__}: "
-                                  f"{str(cause).splitlines()[0][:200] if str(cause) else ''})")
-                    return None
-            self.generator.set_state(rng)  # the capture drew nothing; the replay draws
-            entry = [graph, outputs]
+            entry = self._record(inputs, plan)
+            if entry is None:
+                return None
         self.captures += 1
         self._graphs[key] = entry
         while len(self._graphs) > self.max_graphs:
-            self._graphs.popitem(last=False)
+            self._evicted.add(self._graphs.popitem(last=False)[0])
         log.debug("captured an MD block: %s", key[0])
         return entry
 
+    def _record(self, inputs: MDState, plan: Plan):
+        """Capture one block: [graph, outputs, stream], or None (graphs then off, reason logged)."""
+        rng = self.generator.get_state()
+        failure = body_error = None
+        # the outer stream context restores the caller's stream even when a capture fails
+        # inside torch.cuda.graph (whose own exit then skips that)
+        with torch.cuda.device(self.device), torch.cuda.stream(torch.cuda.current_stream(self.device)):
+            try:
+                if self._pool is None:
+                    self._pool = torch.cuda.graph_pool_handle()
+                stream, graph = torch.cuda.Stream(self.device), torch.cuda.CUDAGraph()
+                graph.register_generator_state(self.generator)
+                with torch.cuda.graph(graph, pool=self._pool, stream=stream):
+                    try:
+                        with without_host_sync():
+                            outputs = self.advance(inputs, plan)
+                    except Exception as exc:
+                        body_error = exc
+                        raise
+            except Exception as exc:  # noqa: BLE001 - any failure: the run goes on without graphs
+                failure = body_error or exc  # the body's error, not capture_end's that follows it
+        self.generator.set_state(rng)  # the capture drew nothing; the replay draws
+        if failure is not None:
+            text = str(failure).splitlines()[0][:200] if str(failure) else ""
+            self._give_up(f"a capture failed ({type(failure).__name__}: {text})")
+            return None
+        return [graph, outputs, stream]
+
     def _drop(self) -> None:
+        """Forget every graph (and the pool: torch cannot reuse a pool whose graphs are all gone)
+        and what was warmed up or evicted with the layout."""
         self._graphs.clear()
+        self._pool = None
+        self._seen.clear()
+        self._evicted.clear()
+        self._recaptures = self._layout_replays = 0
 
 
 def _copied(result: BlockResult, start_step: int, plan: Plan) -> BlockResult:

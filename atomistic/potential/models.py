@@ -7,6 +7,8 @@ positions to per-atom energies; every derivative lives in :mod:`atomistic.potent
 from __future__ import annotations
 
 import copy
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import asdict, dataclass
 
 import torch
@@ -40,6 +42,20 @@ def element_network(n_in: int, settings: NetworkSettings) -> nn.Sequential:
         width = h
     layers.append(nn.Linear(width, 1))
     return nn.Sequential(*layers)
+
+
+_NO_HOST_SYNC: ContextVar[bool] = ContextVar("no_host_sync", default=False)
+
+
+@contextmanager
+def without_host_sync():
+    """Inside: models take their paths that never wait for the host (what a CUDA graph can hold),
+    e.g. :meth:`BPPotential.readout` without gathering each element's rows."""
+    token = _NO_HOST_SYNC.set(True)
+    try:
+        yield
+    finally:
+        _NO_HOST_SYNC.reset(token)
 
 
 def model_device(model, device: str | torch.device | None = None) -> torch.device:
@@ -133,13 +149,12 @@ class BPPotential(nn.Module):
 
         With several elements, each network sees the rows of its element (``gather``), or every
         row, each row keeping its own element's output (no host synchronisation: what a CUDA
-        graph needs; E times the networks' work). None: gather, except on CUDA inside a capture
-        or while CUDA's sync-debug mode is on (a captured MD block's warm-up runs under it).
+        graph needs; E times the networks' work). None: gather, except inside
+        :func:`without_host_sync` (a captured MD block and its warm-up) or a CUDA capture.
         """
         x = (g - self.feature_mean[centre_species]) / self.feature_std[centre_species]
         if gather is None:
-            gather = not (x.is_cuda and (torch.cuda.is_current_stream_capturing()
-                                         or torch.cuda.get_sync_debug_mode() != 0))
+            gather = not (_NO_HOST_SYNC.get() or (x.is_cuda and torch.cuda.is_current_stream_capturing()))
         if len(self.networks) == 1:
             out = self.networks[0](x).squeeze(-1)
         elif not gather:
