@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One prepared run on a lent GPU machine (see docs/benchmarks.md). Wheels travel in .whl/.
-# STAGES picks what runs, most important first (default: all, about 9 minutes on an H100):
+# STAGES picks what runs, most important first (default: all; "graphs" alone takes up to 7 minutes):
 #   graphs   the captured-block tests on CUDA, then bench/md_latency.py (issue 18's numbers)
 #   check    bench/gpu_check.py and bench/gpu_md_check.py (correctness, drift, graphs vs eager)
 #   bench    bench/md_throughput.py and bench/energy_forces.py (peers side by side), bench/fssh.py
@@ -18,7 +18,7 @@ for stage in $STAGES; do
     graphs)
       MULTISCALE_TEST_DEVICE=cuda timeout 120 python3 -m pytest -q -p no:cacheprovider tests/test_md_graphs.py \
           2>&1 | tail -n 15 | tee "$OUT/pytest_graphs_cuda.txt"
-      timeout 200 python3 bench/md_latency.py --device cuda --sizes 20 108 1372 10976 108000 1048576 \
+      timeout 300 python3 bench/md_latency.py --device cuda --sizes 20 108 1372 10976 108000 1048576 \
           --replicas 1000 --seconds 1.5 --json "$OUT/md_latency_cuda.json" 2>&1 | tee "$OUT/md_latency_cuda.md" ;;
     check)
       timeout 60 python3 bench/gpu_check.py --out "$OUT/gpu_check.json"
