@@ -19,11 +19,10 @@ the step), so a resumed NVT/NPT run is statistically, not bitwise, the same.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -31,10 +30,10 @@ import torch
 from ase import Atoms
 
 from atomistic.errors import InputMismatch, MDBlowUp
-from atomistic.md.driver import model_digest
+from atomistic.md.driver import checkpoint_fingerprint
 from atomistic.md.monitor import DriftReport, energy_drift
 from atomistic.md.output import ThermoLog, TrajectoryWriter, load_checkpoint, save_checkpoint, thermo_plot, truncate
-from atomistic.md.settings import RUN_ONLY_SETTINGS, MDSettings
+from atomistic.md.settings import MDSettings
 
 from .lammps import LammpsEngine, check_ghost_cutoff, load_lammps
 
@@ -291,11 +290,6 @@ def _checkpoint(engine, path: Path, state: Atoms, step: int, writers, samples, f
 
 
 def _fingerprint(model, atoms: Atoms, settings: MDSettings, timestep_fs: float) -> str:
-    """What a checkpoint must match to be resumed: the dynamics' settings (not the run's length
-    or its output intervals), the time step, the atoms and the model, as our engine's."""
-    s = asdict(settings)
-    for key in RUN_ONLY_SETTINGS:
-        s.pop(key)
-    content = {"engine": "lammps", "settings": s, "timestep_fs": timestep_fs, "species": list(model.species),
-               "symbols": atoms.get_chemical_symbols(), "model": model_digest(model)}
-    return hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    """What a checkpoint must match to be resumed, as our engine's, with the engine named."""
+    return checkpoint_fingerprint(settings, model, engine="lammps", timestep_fs=timestep_fs,
+                                  symbols=atoms.get_chemical_symbols())

@@ -184,7 +184,6 @@ class GraphBlocks:
             if fixed is None or fixed.shape != value.shape or fixed.dtype != value.dtype:
                 if fixed is not None:  # graphs read the old tensors: they cannot be replayed
                     self._drop()
-                    self._layout = None  # and every plan is warmed up again
                 fixed = self._inputs[name] = torch.empty_like(value)
             fixed.copy_(value)
         return MDState(positions=self._inputs["positions"], momenta=self._inputs["momenta"],

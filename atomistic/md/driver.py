@@ -144,6 +144,7 @@ class MolecularDynamics:
         self.graphs = GraphBlocks(self._advance, self.generator, input_stress=settings.barostat is not None) \
             if graphs else None
         self.fingerprint = self._fingerprint()
+        self._log_pressure = bool(self.system.periodic.all())  # logged steps also compute the stress
         self.replays = 0
         self._block_length = settings.check_every
         self._margin_at_start = settings.skin_A
@@ -174,13 +175,8 @@ class MolecularDynamics:
         return float(suggestion.timestep_fs)
 
     def _fingerprint(self) -> str:
-        s = asdict(self.settings)
-        for key in RUN_ONLY_SETTINGS:
-            s.pop(key)
-        content = {"settings": s, "timestep_fs": self.timestep_fs, "species": self.model.species,
-                   "symbols": [a.get_chemical_formula() for a in self.frames],
-                   "model": model_digest(self.model)}
-        return hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode()).hexdigest()[:16]
+        return checkpoint_fingerprint(self.settings, self.model, timestep_fs=self.timestep_fs,
+                                      symbols=[a.get_chemical_formula() for a in self.frames])
 
     def _writers(self, resume: bool) -> None:
         self.thermo_log = self.trajectory = None
@@ -325,7 +321,7 @@ class MolecularDynamics:
     def _block(self, state: MDState, n: int):
         """``n`` steps with no host round-trip; one transfer at the end reads the flags."""
         s = self.settings
-        plan = Plan.of(state.step, n, s.log_every, s.trajectory_every, bool(self.system.periodic.all()))
+        plan = Plan.of(state.step, n, s.log_every, s.trajectory_every, self._log_pressure)
         if self.graphs is not None:
             end, rows, frames, flags = self.graphs.run(state, plan, self.forcefield.layout())
         else:
@@ -504,6 +500,17 @@ class MolecularDynamics:
             out.append(atoms)
             start += n
         return out
+
+
+def checkpoint_fingerprint(settings: MDSettings, model, **content) -> str:
+    """What a checkpoint must match to be resumed: the dynamics' settings (not those of how the
+    run is carried out, :data:`RUN_ONLY_SETTINGS`), the model's species and weights, and
+    ``content`` (the time step, the structures, an engine's name, ...)."""
+    s = asdict(settings)
+    for key in RUN_ONLY_SETTINGS:
+        s.pop(key)
+    content = {"settings": s, "species": list(model.species), "model": model_digest(model), **content}
+    return hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def model_digest(model) -> str:

@@ -100,7 +100,8 @@ class VerletForceField:
 
     def _into_fixed_table(self, nb: Neighbors) -> Neighbors:
         """``nb`` copied into the fixed candidate tensors (replaced, with room to grow, when too
-        narrow); the columns beyond ``nb``'s are masked padding pointing at the atom itself."""
+        narrow); the columns beyond ``nb``'s are masked padding (an earlier list's entries or the
+        atom itself: valid indices, never read as neighbours)."""
         n, w = nb.index.shape
         old = self.candidates
         if old is None or old.index.shape[0] != n or old.index.shape[1] < w:
@@ -108,9 +109,7 @@ class VerletForceField:
             index = torch.arange(n, device=nb.index.device)[:, None].expand(n, cap).clone()
             old = Neighbors(index, nb.shift.new_zeros(n, cap, 3), nb.mask.new_zeros(n, cap), nb.n_angular, nb.cutoff)
         old.index[:, :w].copy_(nb.index)
-        old.index[:, w:].copy_(torch.arange(n, device=nb.index.device)[:, None].expand(n, old.index.shape[1] - w))
         old.shift[:, :w].copy_(nb.shift)
-        old.shift[:, w:].zero_()
         old.mask[:, :w].copy_(nb.mask)
         old.mask[:, w:].zero_()
         return Neighbors(old.index, old.shift, old.mask, nb.n_angular, nb.cutoff)
